@@ -1,0 +1,8 @@
+"""jitbridge: decorate plain Python functions, get cached CPU-SIMD or CUDA kernels."""
+from numba import prange, vectorize
+
+from . import config, errors
+from ._version import __version__
+from .frontend.jit import jit
+
+__all__ = ["__version__", "config", "errors", "jit", "prange", "vectorize"]

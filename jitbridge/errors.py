@@ -1,0 +1,108 @@
+"""One hierarchy for every error jitbridge raises, formatted in one place.
+
+Each message says what went wrong, where (the user's ``file:line`` and source line),
+the values involved, and how to fix it, so a user never has to read a compiler traceback
+to know what to change. Compiler internals stay reachable as ``__cause__``.
+"""
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+from typing import Any, Mapping
+
+from numba.core.errors import TypingError as _NumbaTypingError
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_location(skip_internal: bool = True) -> tuple[str, int] | None:
+    """The innermost stack frame outside jitbridge (and numba): where the user called us."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        internal = filename.startswith(_PACKAGE_DIR) or f"{os.sep}numba{os.sep}" in filename
+        if not (skip_internal and internal) and not filename.startswith("<frozen"):
+            return filename, frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+def format_message(
+    what: str,
+    where: tuple[str, int] | None = None,
+    values: Mapping[str, Any] | None = None,
+    fix: str | None = None,
+) -> str:
+    """The single formatter: headline, location with the quoted source line, values, fix."""
+    lines = [what if where is None else f"{what} (at {where[0]}:{where[1]})"]
+    if where is not None:
+        source = linecache.getline(where[0], where[1]).strip()
+        if source:
+            lines.append(f"    {source}")
+    for name, value in (values or {}).items():
+        lines.append(f"  {name}: {value}")
+    if fix:
+        lines.append(f"  fix: {fix}")
+    return "\n".join(lines)
+
+
+class JitBridgeError(Exception):
+    """Root of every error jitbridge raises."""
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        where: tuple[str, int] | None = None,
+        values: Mapping[str, Any] | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.what = what
+        self.where = where
+        self.values = dict(values or {})
+        self.fix = fix
+        super().__init__(format_message(what, where, values, fix))
+
+    def __str__(self) -> str:
+        return format_message(self.what, self.where, self.values, self.fix)
+
+
+class KernelTypingError(JitBridgeError, _NumbaTypingError):
+    """A kernel's body could not be typed for the arguments given.
+
+    Also a ``numba.core.errors.TypingError`` so code written for numba keeps catching it.
+    """
+
+
+class LaunchError(JitBridgeError, ValueError):
+    """A launch was malformed: its domain, rank or argument count."""
+
+
+class ArgumentError(JitBridgeError, ValueError):
+    """An argument has the wrong kind, dtype or shape for this call."""
+
+
+class CacheError(JitBridgeError):
+    """The on-disk cache could not be used as asked."""
+
+
+class TensorError(JitBridgeError):
+    """A SharedTensor was misused: closed, gone, or mismatched."""
+
+
+class TargetUnavailableError(JitBridgeError, RuntimeError):
+    """The requested target (e.g. CUDA) is not usable on this machine."""
+
+
+__all__ = [
+    "JitBridgeError",
+    "KernelTypingError",
+    "LaunchError",
+    "ArgumentError",
+    "CacheError",
+    "TensorError",
+    "TargetUnavailableError",
+    "format_message",
+    "user_location",
+]

@@ -1,0 +1,1 @@
+"""The jitbridge kernel library, written in the jitbridge DSL (import as ``jitbridge.kernels``)."""
