@@ -4,5 +4,7 @@ from numba import prange, vectorize
 from . import config, errors
 from ._version import __version__
 from .frontend.jit import jit
+from .frontend.kernel import kernel
+from .telemetry import reset_stats, stats
 
-__all__ = ["__version__", "config", "errors", "jit", "prange", "vectorize"]
+__all__ = ["__version__", "config", "errors", "jit", "kernel", "prange", "reset_stats", "stats", "vectorize"]

@@ -95,7 +95,19 @@ class TargetUnavailableError(JitBridgeError, RuntimeError):
     """The requested target (e.g. CUDA) is not usable on this machine."""
 
 
+class CacheWarning(UserWarning):
+    """A cache entry was unusable (corrupt, stale, insecure) and was skipped or rebuilt."""
+
+
+def warn_cache(what: str, path: object, fix: str) -> None:
+    """Warn about an unusable cache entry; the program goes on and compiles instead."""
+    import warnings
+
+    warnings.warn(format_message(what, values={"path": path}, fix=fix), CacheWarning, stacklevel=3)
+
+
 __all__ = [
+    "CacheWarning",
     "JitBridgeError",
     "KernelTypingError",
     "LaunchError",

@@ -1,0 +1,26 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+demo: $(PY)
+	$(PY) -m pip install --quiet -e .
+	$(PY) benchmarks/demo.py
+
+test: $(PY)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks compare against NumPy with OpenBLAS's core-type override lifted (never in tests).
+bench: $(PY)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m pytest benchmarks --benchmark-only -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) .pytest_cache .benchmarks *.egg-info

@@ -1,0 +1,3 @@
+from jitbridge.cli import main
+
+main()

@@ -1,0 +1,140 @@
+"""Numba's cache interface (``load_overload``/``save_overload``) on top of the content store.
+
+A dispatcher's ``_cache`` is one of these. Serialization is numba's own (the codegen
+library's object code via ``CompileResult._reduce``); only where and how entries are kept
+is ours.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import pickle
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from numba.core import compiler, serialize, sigutils
+
+from .. import config, telemetry
+from . import key as keys
+from .store import Store
+
+if TYPE_CHECKING:
+    from ..frontend.deps import Fingerprint
+
+log = logging.getLogger("jitbridge.cache")
+
+
+@functools.lru_cache(maxsize=16)
+def store_at(root: Path) -> Store:
+    return Store(root)
+
+
+def current_store() -> Store:
+    return store_at(Path(config.settings.cache_dir))
+
+
+def _sig_text(sig: Any) -> str:
+    """One spelling per specialization, whether it came as a string, a Signature or arg types."""
+    args, return_type = sigutils.normalize_signature(sig)
+    return f"{tuple(args)}->{return_type}"
+
+
+class ContentCache:
+    """One per dispatcher. ``fingerprint`` is computed on first use and then kept."""
+
+    def __init__(self, name: str, fingerprint: Callable[[], "Fingerprint"], target: str, options: dict[str, Any],
+                 record_key: str | None = None):
+        self.name = name
+        self.record_key = record_key or name
+        self._fingerprint_fn = fingerprint
+        self._fingerprint: "Fingerprint | None" = None
+        self.target = target
+        self.options = {k: v for k, v in options.items() if k != "nogil"}
+
+    @property
+    def fingerprint(self) -> "Fingerprint":
+        if self._fingerprint is None:
+            self._fingerprint = self._fingerprint_fn()
+        return self._fingerprint
+
+    @property
+    def cache_path(self) -> str:
+        return str(config.settings.cache_dir)
+
+    @property
+    def enabled(self) -> bool:
+        return not config.settings.disable_cache
+
+    def key(self, sig: Any, codegen: Any) -> str:
+        return keys.entry_key(self.fingerprint.digest, _sig_text(sig), self.target, self.options, codegen.magic_tuple())
+
+    def lock(self, sig: Any, codegen: Any):
+        return current_store().lock(self.key(sig, codegen))
+
+    def load_overload(self, sig: Any, target_context: Any) -> Any:
+        if not self.enabled:
+            return None
+        target_context.refresh()
+        started = time.perf_counter()
+        store = current_store()
+        found = store.read(self.key(sig, target_context.codegen()))
+        if found is None:
+            telemetry.count(self.name, "cache_misses")
+            self._explain_miss(store, sig)
+            return None
+        meta, payload = found
+        cres = compiler.CompileResult._rebuild(target_context, *pickle.loads(payload))
+        telemetry.count(self.name, "cache_hits")
+        telemetry.count(self.name, "load_seconds", time.perf_counter() - started)
+        return cres
+
+    def save_overload(self, sig: Any, cres: Any) -> None:
+        if not self.enabled:
+            return
+        if any(not lifted.can_cache for lifted in cres.lifted) or cres.library.has_dynamic_globals:
+            log.info("not caching %s%s: it uses dynamic globals or lifted code", self.name, _sig_text(sig))
+            return
+        store = current_store()
+        meta = {"name": self.name, "signature": _sig_text(sig), "target": self.target,
+                "versions": dict(keys.versions()), "machine": list(cres.codegen.magic_tuple()),
+                "created": time.time()}
+        store.write(self.key(sig, cres.codegen), meta, serialize.dumps(cres._reduce()))
+        self._remember(store, sig)
+        if store.total_bytes() > config.settings.cache_max_bytes:
+            store.prune(config.settings.cache_max_bytes)
+
+    def flush(self) -> None:
+        """Numba calls this on ``recompile()``; entries are content-addressed, so nothing is stale."""
+
+    def _remember(self, store: Store, sig: Any) -> None:
+        fp = self.fingerprint
+        record = store.read_name_record(self.record_key) or {}
+        same = record.get("digest") == fp.digest
+        signatures = sorted(set(record.get("signatures", []) if same else []) | {_sig_text(sig)})
+        store.write_name_record(self.record_key, {"digest": fp.digest, "code": fp.code, "deps": fp.deps,
+                                            "versions": dict(keys.versions()), "signatures": signatures})
+
+    def _explain_miss(self, store: Store, sig: Any) -> None:
+        record = store.read_name_record(self.record_key)
+        if record:
+            telemetry.note_recompile(self.name, miss_reason(record, self.fingerprint, _sig_text(sig)))
+
+
+def miss_reason(record: dict[str, Any], fp: "Fingerprint", sig: str) -> str:
+    """Why a kernel cached before under another key missed now, in words."""
+    old_versions, new_versions = record.get("versions", {}), dict(keys.versions())
+    if old_versions != new_versions:
+        changed = [f"{k} {old_versions.get(k)} -> {v}" for k, v in new_versions.items() if old_versions.get(k) != v]
+        return "versions changed (" + ", ".join(changed) + ")"
+    if record.get("code") != fp.code:
+        return "source changed"
+    old_deps = record.get("deps", {})
+    changed = sorted(name for name in set(old_deps) | set(fp.deps) if old_deps.get(name) != fp.deps.get(name))
+    if changed:
+        return "dependency " + ", ".join(changed) + " changed"
+    if record.get("digest") != fp.digest:
+        return "a global value or closure variable changed"
+    if sig not in record.get("signatures", []):
+        return f"new signature {sig}"
+    return "entry missing (cleared, evicted or removed as corrupt)"

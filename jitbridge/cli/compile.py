@@ -1,0 +1,69 @@
+"""``jitbridge compile PATH...``: prebuild every declared or recorded specialization."""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import config
+from ..frontend import prebuild
+
+
+def compile_paths(
+    paths: Annotated[list[str], typer.Argument(help="Module files, package folders or dotted module names.")],
+    manifest: Annotated[Optional[Path], typer.Option(help="Specializations recorded with JITBRIDGE_RECORD=FILE.",
+                                                     exists=True, dir_okay=False)] = None,
+    jobs: Annotated[int, typer.Option(help="Worker processes (default: CPU cores).", min=1)] = os.cpu_count() or 1,
+    target: Annotated[str, typer.Option(help="cpu | cuda | all")] = "cpu",
+) -> None:
+    """Import PATHs, find kernels with declared signatures (and those in --manifest), and
+    compile them all into the cache, in parallel."""
+    if target not in ("cpu", "cuda", "all"):
+        raise typer.BadParameter(f"--target must be cpu, cuda or all, not {target!r}")
+    if target in ("cuda", "all"):
+        from ..targets import cuda
+
+        reason = cuda.unavailable_reason()
+        if reason is not None:
+            typer.echo(f"skipping CUDA: {reason}", err=True)
+            if target == "cuda":
+                raise typer.Exit(1)
+    modules = [m for path in paths for m in prebuild.import_target(path)]
+    items = list(dict.fromkeys(prebuild.declared_items(modules)))
+    if manifest is not None:
+        items.extend(i for i in prebuild.manifest_items(manifest) if i not in items)
+    typer.echo(f"{len(modules)} module(s), {len(items)} specialization(s) to build into {config.settings.cache_dir}")
+    failures = _run(items, min(jobs, max(len(items), 1)))
+    for item, message in failures:
+        typer.echo(f"failed: {item[0]}.{item[1]}: {message}", err=True)
+    if failures:
+        raise typer.Exit(1)
+
+
+def _run(items: list[prebuild.Item], jobs: int) -> list[tuple[prebuild.Item, str]]:
+    failures = []
+    with typer.progressbar(length=len(items), label="compiling", file=sys.stderr) as bar:
+        if jobs == 1:
+            for item in items:
+                try:
+                    prebuild.compile_item(item)
+                except Exception as exc:
+                    failures.append((item, str(exc).splitlines()[0]))
+                bar.update(1)
+            return failures
+        context = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=prebuild.worker_init,
+                                    initargs=(str(config.settings.cache_dir), list(sys.path))) as pool:
+            futures = {pool.submit(prebuild.compile_item, item): item for item in items}
+            for future in cf.as_completed(futures):
+                try:
+                    future.result()
+                except Exception as exc:
+                    failures.append((futures[future], str(exc).splitlines()[0]))
+                bar.update(1)
+    return failures

@@ -1,0 +1,117 @@
+"""numba's CPU dispatcher, with jitbridge's content cache, counters and error messages.
+
+Calls go through numba's C dispatch path untouched (so call overhead is numba's); jitbridge
+only steps in when a signature is missing: it takes the cross-process lock for that key,
+loads or compiles, counts what happened, and rewrites typing failures.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from numba.core import compiler, sigutils
+from numba.core import errors as nb_errors
+from numba.core.compiler_lock import global_compiler_lock
+from numba.core.registry import CPUDispatcher
+
+from .. import errors, telemetry
+from ..cache.numba_cache import ContentCache
+from . import deps, diagnostics, record
+
+
+class Dispatcher(CPUDispatcher):
+    """What ``@jb.jit`` returns: a numba dispatcher (callable from jitted code) plus caching."""
+
+    jb_kind = "function"
+
+    def __init__(self, py_func, locals=None, targetoptions=None, pipeline_class=compiler.Compiler,
+                 *, jb_cache: bool = False, jb_name: str | None = None, jb_owner: Any = None,
+                 jb_variant: str | None = None) -> None:
+        super().__init__(py_func, locals=locals, targetoptions=targetoptions, pipeline_class=pipeline_class)
+        self.jb_name = jb_name or deps.qualified_name(py_func)
+        self.jb_owner = jb_owner
+        self.jb_variant = jb_variant
+        self.jb_cache = jb_cache
+        if jb_cache:
+            self._cache = ContentCache(self.jb_name, lambda: deps.fingerprint(py_func), "cpu", self.targetoptions,
+                                       record_key=f"{self.jb_name}:{jb_variant}" if jb_variant else None)
+
+    def _reduce_states(self) -> dict[str, Any]:
+        states = super()._reduce_states()
+        states.update(jb_cache=self.jb_cache, jb_name=self.jb_name)
+        return states
+
+    @classmethod
+    def _rebuild(cls, uuid, py_func, locals, targetoptions, can_compile, sigs, jb_cache=False, jb_name=None):
+        try:
+            return cls._memo[uuid]
+        except KeyError:
+            pass
+        self = cls(py_func, locals, targetoptions, jb_cache=jb_cache, jb_name=jb_name)
+        self._set_uuid(uuid)
+        for sig in sigs:
+            self.compile(sig)
+        self._can_compile = can_compile
+        return self
+
+    def compile(self, sig: Any) -> Any:
+        args, _ = sigutils.normalize_signature(sig)
+        existing = self.overloads.get(tuple(args))
+        if existing is not None:
+            return existing.entry_point
+        with global_compiler_lock:
+            if isinstance(self._cache, ContentCache) and self._cache.enabled:
+                with self._cache.lock(sig, self.targetctx.codegen()):
+                    return self._compile_counted(sig, tuple(args))
+            return self._compile_counted(sig, tuple(args))
+
+    def _compile_counted(self, sig: Any, args: tuple[Any, ...]) -> Any:
+        hits_before = sum(self._cache_hits.values())
+        started = time.perf_counter()
+        entry_point = super().compile(sig)
+        if sum(self._cache_hits.values()) == hits_before:
+            telemetry.count(self.jb_name, "compiles")
+            telemetry.count(self.jb_name, "compile_seconds", time.perf_counter() - started)
+        record.record(self.jb_owner or self, self.jb_variant, args)
+        return entry_point
+
+    def _library(self, signature: Any) -> Any:
+        """The overload's code library; for code loaded from the cache, a fresh uncached build,
+        because numba cannot show IR or assembly of code it did not compile in this process."""
+        library = self.overloads[signature].library
+        if not getattr(library, "_disable_inspection", False):
+            return library
+        twin = Dispatcher(self.py_func, self.locals, self.targetoptions, jb_name=f"{self.jb_name} (inspection)")
+        twin.compile(signature)
+        return twin.overloads[signature].library
+
+    def inspect_asm(self, signature: Any = None) -> Any:
+        if signature is not None:
+            return self._library(signature).get_asm_str()
+        return {sig: self.inspect_asm(sig) for sig in self.signatures}
+
+    def inspect_llvm(self, signature: Any = None) -> Any:
+        if signature is not None:
+            return self._library(signature).get_llvm_str()
+        return {sig: self.inspect_llvm(sig) for sig in self.signatures}
+
+    def _compile_for_args(self, *args: Any, **kws: Any) -> Any:
+        try:
+            return super()._compile_for_args(*args, **kws)
+        except nb_errors.TypingError as exc:
+            raise self.translate(exc, [_typeof_or_none(self, a) for a in args]) from exc
+
+    def translate(self, exc: Exception, argtypes: Any) -> Exception:
+        """The user-facing error for numba's ``exc`` (already-translated errors pass through)."""
+        if isinstance(exc, errors.KernelTypingError) or not isinstance(exc, nb_errors.TypingError):
+            return exc
+        owner = self.jb_owner or self
+        return diagnostics.typing_error(owner.jb_kind, deps.qualified_name(getattr(owner, "py_func", owner)),
+                                        exc, argtypes)
+
+
+def _typeof_or_none(dispatcher: Dispatcher, value: Any) -> Any:
+    try:
+        return dispatcher.typeof_pyval(value)
+    except Exception:
+        return "?"

@@ -1,0 +1,40 @@
+"""The CPU target: a launch becomes a ``prange`` loop over the outer launch dimension with
+the kernel body inlined, so numba's parfors spread it over threads and LLVM vectorizes
+the innermost loop. Small launches use a serial twin that skips the thread pool.
+"""
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import numba
+
+NAME = "cpu"
+
+
+def is_available() -> bool:
+    return True
+
+
+def launcher_source(ndim: int, nargs: int, parallel: bool) -> str:
+    """Python source of the launch loop nest; the same text for every kernel of this shape."""
+    dims = [f"n{d}" for d in range(ndim)]
+    index = [f"i{d}" for d in range(ndim)]
+    args = [f"a{k}" for k in range(nargs)]
+    lines = [f"def launch({', '.join(dims + args)}):"]
+    for d in range(ndim):
+        loop = "prange" if parallel and d == 0 else "range"
+        lines.append("    " * (d + 1) + f"for {index[d]} in {loop}({dims[d]}):")
+    lines.append("    " * (ndim + 1) + f"body({', '.join(index + args)})")
+    return "\n".join(lines) + "\n"
+
+
+def launcher_function(body: Any, ndim: int, nargs: int, parallel: bool, module: str, qualname: str) -> types.FunctionType:
+    """Build the launch loop around ``body`` (a jitted, always-inlined dispatcher)."""
+    variant = "parallel" if parallel else "serial"
+    namespace: dict[str, Any] = {"prange": numba.prange, "body": body, "__name__": module}
+    code = compile(launcher_source(ndim, nargs, parallel), f"<jitbridge-launch {qualname} {variant}>", "exec")
+    exec(code, namespace)
+    fn = namespace["launch"]
+    fn.__qualname__ = f"{qualname}.<launch:{variant}>"
+    return fn
