@@ -17,9 +17,10 @@ _stats: dict[str, dict[str, Any]] = {}
 
 
 def configure_logging() -> None:
-    """Apply JITBRIDGE_LOG_LEVEL to the ``jitbridge`` logger (once, at import)."""
+    """Apply JITBRIDGE_LOG_LEVEL to the ``jitbridge`` logger (once, at import); print to stderr
+    unless the application has configured logging itself."""
     log.setLevel(config.settings.log_level)
-    if not log.handlers:
+    if not log.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("jitbridge %(levelname)s: %(message)s"))
         log.addHandler(handler)

@@ -7,13 +7,15 @@ is ours.
 from __future__ import annotations
 
 import functools
+import importlib
+import io
 import logging
 import pickle
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from numba.core import compiler, serialize, sigutils
+from numba.core import compiler, environment, serialize, sigutils
 
 from .. import config, telemetry
 from . import key as keys
@@ -40,12 +42,42 @@ def _sig_text(sig: Any) -> str:
     return f"{tuple(args)}->{return_type}"
 
 
+class _Unpickler(pickle.Unpickler):
+    """numba rebuilds a function's Environment by importing its module by name, which fails
+    for code from ``exec``, notebooks and other non-importable places; those get the globals
+    of the function being loaded instead."""
+
+    def __init__(self, blob: bytes, fallback_globals: dict[str, Any]) -> None:
+        super().__init__(io.BytesIO(blob))
+        self._fallback = fallback_globals
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("numba.core.environment", "_rebuild_env"):
+            return self._rebuild_env
+        return super().find_class(module, name)
+
+    def _rebuild_env(self, modname: str | None, consts: list[Any], env_name: str) -> Any:
+        env = environment.lookup_environment(env_name)
+        if env is not None:
+            return env
+        try:
+            namespace = importlib.import_module(modname).__dict__ if modname else self._fallback
+        except ImportError:
+            namespace = self._fallback
+        env = environment.Environment(namespace)
+        env.consts[:] = consts
+        env.env_name = env_name
+        environment.Environment._memo[env_name] = env
+        return env
+
+
 class ContentCache:
     """One per dispatcher. ``fingerprint`` is computed on first use and then kept."""
 
     def __init__(self, name: str, fingerprint: Callable[[], "Fingerprint"], target: str, options: dict[str, Any],
-                 record_key: str | None = None):
+                 record_key: str | None = None, globals_: dict[str, Any] | None = None):
         self.name = name
+        self._globals = globals_ if globals_ is not None else {}
         self.record_key = record_key or name
         self._fingerprint_fn = fingerprint
         self._fingerprint: "Fingerprint | None" = None
@@ -84,7 +116,7 @@ class ContentCache:
             self._explain_miss(store, sig)
             return None
         meta, payload = found
-        cres = compiler.CompileResult._rebuild(target_context, *pickle.loads(payload))
+        cres = compiler.CompileResult._rebuild(target_context, *_Unpickler(payload, self._globals).load())
         telemetry.count(self.name, "cache_hits")
         telemetry.count(self.name, "load_seconds", time.perf_counter() - started)
         return cres

@@ -77,7 +77,6 @@ class Store:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.base = self.root / LAYOUT
-        self._trusted: set[Path] = set()
 
     def _dir(self, kind: str, key: str) -> Path:
         return self.base / kind / key[:2]
@@ -86,9 +85,10 @@ class Store:
         return self._dir("entries", key) / f"{key}.jbc"
 
     def _ensure_dir(self, folder: Path) -> bool:
-        """Create ``folder`` (mode 0700) and check it and its parents up to the root are ours."""
-        if folder in self._trusted:
-            return True
+        """Create ``folder`` (mode 0700) and check it and its parents up to the root are ours.
+
+        Checked on every read and write (a few stat calls), not remembered: a folder that
+        became writable by others since the last look must be refused now."""
         missing = []
         current = folder
         while not current.exists():
@@ -109,7 +109,6 @@ class Store:
             if current == self.root or current.parent == current:
                 break
             current = current.parent
-        self._trusted.add(folder)
         return True
 
     def lock(self, key: str, timeout: float = 600) -> "filelock.BaseFileLock":
@@ -218,7 +217,6 @@ class Store:
     def clear(self) -> int:
         count = sum(1 for _ in self.entries())
         shutil.rmtree(self.base, ignore_errors=True)
-        self._trusted.clear()
         return count
 
     def _name_path(self, name: str) -> Path:

@@ -34,7 +34,8 @@ class Dispatcher(CPUDispatcher):
         self.jb_cache = jb_cache
         if jb_cache:
             self._cache = ContentCache(self.jb_name, lambda: deps.fingerprint(py_func), "cpu", self.targetoptions,
-                                       record_key=f"{self.jb_name}:{jb_variant}" if jb_variant else None)
+                                       record_key=f"{self.jb_name}:{jb_variant}" if jb_variant else None,
+                                       globals_=py_func.__globals__)
 
     def _reduce_states(self) -> dict[str, Any]:
         states = super()._reduce_states()

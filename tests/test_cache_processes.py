@@ -1,0 +1,212 @@
+"""The cache across real processes: reuse, invalidation by content, moves, races, prebuilds."""
+import json
+import shutil
+import textwrap
+
+import pytest
+
+from _subprocess import run_json, start, total
+
+MODULE_B = """
+import jitbridge as jb
+
+@jb.jit(cache=True)
+def g(x):
+    return x * {factor}
+"""
+
+MODULE_A = """
+import numpy as np
+import jitbridge as jb
+import b
+
+@jb.jit(cache=True)
+def f(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += b.g(x[i])
+    return s
+"""
+
+RUN_A = """
+import json, numpy as np, jitbridge as jb, a
+value = a.f(np.arange(4.0))
+print(json.dumps({"value": value, "stats": jb.stats()}))
+"""
+
+
+def _project(root, factor=2.0):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "b.py").write_text(MODULE_B.format(factor=factor))
+    (root / "a.py").write_text(MODULE_A)
+    return root
+
+
+def test_two_module_project_compiles_once_then_follows_content(tmp_path, cache_dir):
+    project = _project(tmp_path / "proj")
+    first = run_json(RUN_A, cwd=project)
+    assert first["value"] == 12.0 and total(first["stats"], "compiles") >= 1
+    second = run_json(RUN_A, cwd=project)
+    assert second["value"] == 12.0
+    assert total(second["stats"], "compiles") == 0 and total(second["stats"], "cache_hits") >= 1
+
+    (project / "b.py").write_text(MODULE_B.format(factor=3.0))
+    edited = run_json(RUN_A, cwd=project, env={"JITBRIDGE_LOG_LEVEL": "INFO"})
+    assert edited["value"] == 18.0, "a stale a.f would still multiply by 2"
+    assert total(edited["stats"], "compiles") >= 1
+    assert "dependency b.g changed" in edited["stderr"]
+
+    moved = shutil.copytree(project, tmp_path / "elsewhere" / "copy")
+    after_move = run_json(RUN_A, cwd=moved)
+    assert after_move["value"] == 18.0 and total(after_move["stats"], "compiles") == 0
+
+
+RACE = """
+import json, numpy as np, jitbridge as jb
+
+@jb.kernel
+def racer(i, x, out):
+    out[i] = x[i] * 7.0 + 1.0
+
+x = np.arange(100.0)
+out = np.empty(100)
+racer[100](x, out)
+assert (out == x * 7.0 + 1.0).all()
+print(json.dumps({"stats": jb.stats()}))
+"""
+
+
+def test_four_processes_on_an_empty_cache_compile_once(tmp_path, cache_dir):
+    (tmp_path / "racer_main.py").write_text(RACE)
+    procs = [start(RACE, cwd=tmp_path) for _ in range(4)]
+    outputs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=180)
+        assert proc.returncode == 0, stderr
+        outputs.append(json.loads(stdout.strip().splitlines()[-1]))
+    assert sum(total(o["stats"], "compiles") for o in outputs) == 1
+    assert sum(total(o["stats"], "cache_hits") for o in outputs) == 3
+
+
+EXEC_AND_CLOSURE = """
+import json, numpy as np, jitbridge as jb
+
+namespace = {"jb": jb}
+exec('''
+@jb.kernel
+def from_exec(i, x, out):
+    out[i] = x[i] + 100.0
+''', namespace)
+
+def make(scale):
+    @jb.kernel
+    def scaled(i, x, out):
+        out[i] = x[i] * scale
+    return scaled
+
+x, out = np.arange(3.0), np.empty(3)
+namespace["from_exec"][3](x, out)
+results = [out.tolist()]
+make(5.0)[3](x, out)
+results.append(out.tolist())
+print(json.dumps({"results": results, "stats": jb.stats()}))
+"""
+
+
+def test_exec_and_closure_kernels_are_cached(tmp_path, cache_dir):
+    first = run_json(EXEC_AND_CLOSURE, cwd=tmp_path)
+    assert first["results"] == [[100.0, 101.0, 102.0], [0.0, 5.0, 10.0]]
+    assert total(first["stats"], "compiles") == 2
+    second = run_json(EXEC_AND_CLOSURE, cwd=tmp_path)
+    assert second["results"] == first["results"]
+    assert total(second["stats"], "compiles") == 0 and total(second["stats"], "cache_hits") == 2
+
+
+def test_closure_value_is_part_of_the_key(tmp_path, cache_dir):
+    code = EXEC_AND_CLOSURE.replace("make(5.0)", "make(6.0)")
+    run_json(EXEC_AND_CLOSURE, cwd=tmp_path)
+    changed = run_json(code, cwd=tmp_path)
+    assert changed["results"][1] == [0.0, 6.0, 12.0]
+
+
+PACKAGE_INIT = ""
+PACKAGE_KERNELS = """
+import jitbridge as jb
+
+@jb.kernel(signatures=["float64, float64[::1], float64[::1]"])
+def axpy(i, a, x, out):
+    out[i] = a * x[i] + out[i]
+"""
+USE_PACKAGE = """
+import json, numpy as np, jitbridge as jb
+from mypkg.kernels import axpy
+x = np.arange(5.0)
+small = np.zeros(5)
+axpy[5](2.0, x, small)
+big = np.zeros(100_000)
+axpy[100_000](2.0, np.ones(100_000), big)
+print(json.dumps({"ok": small.tolist() == (2 * x).tolist() and bool((big == 2.0).all()), "stats": jb.stats()}))
+"""
+
+
+def _cli(*args, cwd, env=None):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "jitbridge", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {})})
+
+
+def test_compile_then_export_clear_import(tmp_path, cache_dir):
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(PACKAGE_INIT)
+    (pkg / "kernels.py").write_text(PACKAGE_KERNELS)
+    built = _cli("compile", str(pkg), "--jobs", "2", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert "2 specialization(s)" in built.stdout
+
+    used = run_json(USE_PACKAGE, cwd=tmp_path)
+    assert used["ok"] and total(used["stats"], "compiles") == 0 and total(used["stats"], "cache_hits") == 2
+
+    bundle = tmp_path / "kernels.jbb"
+    assert _cli("cache", "export", str(bundle), cwd=tmp_path).returncode == 0
+    assert "removed" in _cli("cache", "clear", cwd=tmp_path).stdout
+    assert not list(cache_dir.rglob("*.jbc"))
+    imported = _cli("cache", "import", str(bundle), cwd=tmp_path)
+    assert imported.returncode == 0 and "imported 2 entries" in imported.stdout
+    again = run_json(USE_PACKAGE, cwd=tmp_path)
+    assert again["ok"] and total(again["stats"], "compiles") == 0
+
+
+RECORDED = """
+import json, numpy as np, jitbridge as jb
+import recorded_mod
+out = np.zeros(4)
+recorded_mod.double[4](np.arange(4.0), out)
+print(json.dumps({"out": out.tolist(), "twice": recorded_mod.twice(3), "stats": jb.stats()}))
+"""
+
+
+def test_record_manifest_then_compile_prebuilds_exactly_what_ran(tmp_path, cache_dir):
+    (tmp_path / "recorded_mod.py").write_text(textwrap.dedent("""
+        import jitbridge as jb
+
+        @jb.kernel
+        def double(i, x, out):
+            out[i] = 2 * x[i]
+
+        @jb.jit(cache=True)
+        def twice(v):
+            return 2 * v
+    """))
+    manifest = tmp_path / "manifest.jsonl"
+    first = run_json(RECORDED, cwd=tmp_path, env={"JITBRIDGE_RECORD": str(manifest)})
+    assert first["out"] == [0.0, 2.0, 4.0, 6.0]
+    assert len(manifest.read_text().splitlines()) == 2
+    assert "removed" in _cli("cache", "clear", cwd=tmp_path).stdout
+    built = _cli("compile", "recorded_mod.py", "--manifest", str(manifest), "--jobs", "1", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    second = run_json(RECORDED, cwd=tmp_path)
+    assert second["twice"] == 6 and total(second["stats"], "compiles") == 0
