@@ -210,3 +210,19 @@ def test_record_manifest_then_compile_prebuilds_exactly_what_ran(tmp_path, cache
     assert built.returncode == 0, built.stderr
     second = run_json(RECORDED, cwd=tmp_path)
     assert second["twice"] == 6 and total(second["stats"], "compiles") == 0
+
+
+WARM_THEN_NEW = """
+import json, numpy as np, jitbridge as jb, a
+loaded = a.f(np.arange(4.0))
+fresh = jb.jit(lambda m: np.sqrt(np.sum(m * m)) + np.sum(np.sort(m)))(np.arange(4.0))
+print(json.dumps({"loaded": loaded, "fresh": fresh, "stats": jb.stats()}))
+"""
+
+
+def test_compiling_after_a_warm_load_still_works(tmp_path, cache_dir):
+    """Loading skips numba's full registry refresh; a later compile must still find everything."""
+    project = _project(tmp_path / "proj")
+    run_json(RUN_A, cwd=project)
+    out = run_json(WARM_THEN_NEW, cwd=project)
+    assert out["loaded"] == 12.0 and abs(out["fresh"] - (14 ** 0.5 + 6)) < 1e-12

@@ -6,6 +6,7 @@ is ours.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import io
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from numba.core import compiler, environment, serialize, sigutils
+from numba.core.runtime import rtsys
 
 from .. import config, telemetry
 from . import key as keys
@@ -101,13 +103,17 @@ class ContentCache:
     def key(self, sig: Any, codegen: Any) -> str:
         return keys.entry_key(self.fingerprint.digest, _sig_text(sig), self.target, self.options, codegen.magic_tuple())
 
-    def lock(self, sig: Any, codegen: Any):
-        return current_store().lock(self.key(sig, codegen))
+    def lock(self, sig: Any, codegen: Any) -> Any:
+        """A held-while-compiling cross-process lock, or a no-op when the entry already
+        exists: a warm start then never pays for locking (nor for importing filelock)."""
+        store = current_store()
+        key = self.key(sig, codegen)
+        return contextlib.nullcontext() if store.path(key).exists() else store.lock(key)
 
     def load_overload(self, sig: Any, target_context: Any) -> Any:
         if not self.enabled:
             return None
-        target_context.refresh()
+        rtsys.initialize(target_context)  # the NRT only; a full refresh() costs ~0.2 s of imports
         started = time.perf_counter()
         store = current_store()
         found = store.read(self.key(sig, target_context.codegen()))

@@ -9,10 +9,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from numba.core import compiler, sigutils
+import numpy as np
+from numba.core import compiler, sigutils, types
 from numba.core import errors as nb_errors
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.registry import CPUDispatcher
+from numba.np import numpy_support
 
 from .. import errors, telemetry
 from ..cache.numba_cache import ContentCache
@@ -95,6 +97,14 @@ class Dispatcher(CPUDispatcher):
         if signature is not None:
             return self._library(signature).get_llvm_str()
         return {sig: self.inspect_llvm(sig) for sig in self.signatures}
+
+    def typeof_pyval(self, val: Any) -> Any:
+        """numba's typeof, minus its ``np.ma`` check for plain ndarrays: that first touch of
+        ``numpy.ma`` imports it, ~50 ms of every warm start."""
+        if type(val) is np.ndarray and val.dtype.kind in "biufc":
+            return types.Array(numpy_support.from_dtype(val.dtype), val.ndim, numpy_support.map_layout(val),
+                               readonly=not val.flags.writeable)
+        return super().typeof_pyval(val)
 
     def _compile_for_args(self, *args: Any, **kws: Any) -> Any:
         try:
