@@ -195,3 +195,16 @@ def test_cache_cli_ls_info_verify_prune(cache_dir):
     pruned = runner.invoke(cli.app, ["cache", "prune", "--max-size", "0"])
     assert pruned.exit_code == 0 and "removed 2 entries" in pruned.output
     assert runner.invoke(cli.app, ["cache", "prune", "--max-size", "lots"]).exit_code != 0
+
+
+def test_entry_from_other_versions_is_removed_and_rebuilt(cache_dir):
+    from jitbridge.cache.store import pack, unpack
+
+    _run(_cached_kernel())
+    path = _only_entry(cache_dir)
+    meta, payload = unpack(path.read_bytes())
+    meta["versions"]["numba"] = "0.0.1"
+    path.write_bytes(pack(meta, payload))
+    with pytest.warns(errors.CacheWarning, match="other versions"):
+        np.testing.assert_array_equal(_run(_cached_kernel()), np.arange(8.0) + 1)
+    assert unpack(path.read_bytes())[0]["versions"]["numba"] != "0.0.1"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from numba.core import compiler, environment, serialize, sigutils
 from numba.core.runtime import rtsys
 
-from .. import config, telemetry
+from .. import config, errors, telemetry
 from . import key as keys
 from .store import Store
 
@@ -116,13 +116,18 @@ class ContentCache:
         rtsys.initialize(target_context)  # the NRT only; a full refresh() costs ~0.2 s of imports
         started = time.perf_counter()
         store = current_store()
-        found = store.read(self.key(sig, target_context.codegen()))
+        key = self.key(sig, target_context.codegen())
+        found = store.read(key)
+        if found is not None and found[0].get("versions") != dict(keys.versions()):
+            errors.warn_cache("removed a cache entry built by other versions; recompiling", store.path(key),
+                              "nothing to do: it is rebuilt")
+            store.remove(key)
+            found = None
         if found is None:
             telemetry.count(self.name, "cache_misses")
             self._explain_miss(store, sig)
             return None
-        meta, payload = found
-        cres = compiler.CompileResult._rebuild(target_context, *_Unpickler(payload, self._globals).load())
+        cres = compiler.CompileResult._rebuild(target_context, *_Unpickler(found[1], self._globals).load())
         telemetry.count(self.name, "cache_hits")
         telemetry.count(self.name, "load_seconds", time.perf_counter() - started)
         return cres
