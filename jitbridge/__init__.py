@@ -5,9 +5,11 @@ from . import config, errors
 from ._version import __version__
 from .frontend.jit import jit
 from .frontend.kernel import kernel
+from .targets.cpu import apply_thread_setting as _apply_thread_setting
 from .telemetry import configure_logging as _configure_logging
 from .telemetry import reset_stats, stats
 
 _configure_logging()
+_apply_thread_setting()
 
 __all__ = ["__version__", "config", "errors", "jit", "kernel", "prange", "reset_stats", "stats", "vectorize"]

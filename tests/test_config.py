@@ -50,3 +50,11 @@ def test_no_other_module_reads_the_environment():
     root = Path(config.__file__).parent
     offenders = [p for p in root.rglob("*.py") if p.name != "config.py" and "os.environ" in p.read_text()]
     assert offenders == []
+
+
+def test_num_threads_setting_reaches_numba():
+    from _subprocess import run_json
+
+    out = run_json("import json, numba, jitbridge; print(json.dumps({'n': numba.get_num_threads()}))",
+                   env={"JITBRIDGE_NUM_THREADS": "1"})
+    assert out["n"] == 1

@@ -171,3 +171,18 @@ def test_cuda_target_without_gpu_is_a_clear_error():
     out = np.zeros(2)
     saxpy.launch(2, 1.0, np.ones(2), np.ones(2), out, target="auto")
     assert out.tolist() == [2.0, 2.0]
+
+
+def test_boundscheck_turns_out_of_range_access_into_index_error():
+    @jb.kernel(boundscheck=True)
+    def shifted(i, x, out):
+        out[i] = x[i + 1]
+
+    with pytest.raises(IndexError):
+        shifted[4](np.ones(4), np.zeros(4))
+    with jb.config.scope(boundscheck=True):
+        @jb.kernel
+        def shifted_by_setting(i, x, out):
+            out[i] = x[i + 1]
+    with pytest.raises(IndexError):
+        shifted_by_setting[4](np.ones(4), np.zeros(4))

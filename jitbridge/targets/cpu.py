@@ -9,7 +9,17 @@ from typing import Any
 
 import numba
 
+from .. import config
+
 NAME = "cpu"
+
+
+def apply_thread_setting() -> None:
+    """Honour JITBRIDGE_NUM_THREADS for this thread's parallel code (numba's count is per thread;
+    its pool size is fixed when numba starts, so more threads than that cannot be had)."""
+    wanted = config.settings.num_threads
+    if wanted is not None:
+        numba.set_num_threads(min(wanted, numba.config.NUMBA_NUM_THREADS))
 
 
 def is_available() -> bool:
