@@ -208,3 +208,15 @@ def test_entry_from_other_versions_is_removed_and_rebuilt(cache_dir):
     with pytest.warns(errors.CacheWarning, match="other versions"):
         np.testing.assert_array_equal(_run(_cached_kernel()), np.arange(8.0) + 1)
     assert unpack(path.read_bytes())[0]["versions"]["numba"] != "0.0.1"
+
+
+def test_fastmath_flag_sets_give_the_same_key_in_every_process(tmp_path):
+    from _subprocess import run_json
+
+    code = """
+import json
+from jitbridge.cache.key import entry_key
+print(json.dumps({"k": entry_key("fp", "sig", "cpu", {"fastmath": {"nnan", "ninf", "contract", "reassoc"}}, ("m",))}))
+"""
+    keys = {run_json(code, env={"PYTHONHASHSEED": str(seed)})["k"] for seed in (1, 2, 3)}
+    assert len(keys) == 1

@@ -28,6 +28,18 @@ def versions() -> tuple[tuple[str, str], ...]:
     )
 
 
+def stable_repr(value: Any) -> str:
+    """repr() that is the same in every process: sets and dicts are sorted first (a set's
+    iteration order depends on per-process string hashing)."""
+    if isinstance(value, (set, frozenset)):
+        return "{" + ", ".join(sorted(stable_repr(v) for v in value)) + "}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{stable_repr(k)}: {stable_repr(v)}" for k, v in sorted(value.items(), key=repr)) + "}"
+    if isinstance(value, (list, tuple)):
+        return type(value).__name__ + "(" + ", ".join(stable_repr(v) for v in value) + ")"
+    return repr(value)
+
+
 def entry_key(
     fingerprint: str,
     signature: str,
@@ -37,7 +49,7 @@ def entry_key(
 ) -> str:
     """Key of one compiled specialization; ``machine`` is the codegen's (triple, cpu, features)."""
     h = hashlib.sha256()
-    for part in (fingerprint, signature, target, repr(sorted(options.items())), repr(machine), repr(versions())):
+    for part in (fingerprint, signature, target, stable_repr(options), repr(machine), repr(versions())):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..cache.key import stable_repr
+
 _SCALARS = (int, float, complex, bool, str, bytes, type(None), np.generic, np.dtype)
 _ATTR_OPS = {"LOAD_ATTR", "LOAD_METHOD"}
 
@@ -50,7 +52,7 @@ def _code_digest(code: pytypes.CodeType, h: "hashlib._Hash") -> None:
         if isinstance(const, pytypes.CodeType):
             _code_digest(const, h)
         else:
-            h.update(f"{type(const).__name__}:{const!r};".encode())
+            h.update(f"{type(const).__name__}:{stable_repr(const)};".encode())
 
 
 def _referenced(code: pytypes.CodeType) -> list[tuple[str, ...]]:
@@ -118,7 +120,7 @@ class _Walker:
         fn = _py_function(obj)
         if fn is not None:
             options = getattr(obj, "targetoptions", None)
-            digest = self.function(fn, extra=repr(sorted((options or {}).items())))
+            digest = self.function(fn, extra=stable_repr(options or {}))
             self.deps.setdefault(qualified_name(fn), digest)
             return digest
         if isinstance(obj, pytypes.ModuleType):
@@ -127,6 +129,8 @@ class _Walker:
             return f"{type(obj).__name__}:{obj!r}"
         if isinstance(obj, (tuple, list)):
             return f"{type(obj).__name__}(" + ",".join(self.value(v) for v in obj) + ")"
+        if isinstance(obj, (set, frozenset, dict)):
+            return f"{type(obj).__name__}:{stable_repr(obj)}"
         if isinstance(obj, np.ndarray):
             data = hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest()
             return f"ndarray:{obj.dtype.str}:{obj.shape}:{data}"

@@ -84,7 +84,8 @@ class Dispatcher(CPUDispatcher):
         library = self.overloads[signature].library
         if not getattr(library, "_disable_inspection", False):
             return library
-        twin = Dispatcher(self.py_func, self.locals, self.targetoptions, jb_name=f"{self.jb_name} (inspection)")
+        twin = Dispatcher(self.py_func, self.locals, self.targetoptions, jb_name=f"{self.jb_name} (inspection)",
+                          jb_owner=self.jb_owner, jb_variant=self.jb_variant)
         twin.compile(signature)
         return twin.overloads[signature].library
 
