@@ -1,15 +1,20 @@
 """jitbridge: decorate plain Python functions, get cached CPU-SIMD or CUDA kernels."""
 from numba import prange, vectorize
 
-from . import config, errors
+from . import config, errors, tensor
 from ._version import __version__
 from .frontend.jit import jit
 from .frontend.kernel import kernel
 from .targets.cpu import apply_thread_setting as _apply_thread_setting
 from .telemetry import configure_logging as _configure_logging
 from .telemetry import reset_stats, stats
+from .tensor import SharedTensor
 
 _configure_logging()
 _apply_thread_setting()
+tensor.reclaim_dead_segments()
 
-__all__ = ["__version__", "config", "errors", "jit", "kernel", "prange", "reset_stats", "stats", "vectorize"]
+__all__ = [
+    "SharedTensor", "__version__", "config", "errors", "jit", "kernel", "prange", "reset_stats", "stats",
+    "tensor", "vectorize",
+]

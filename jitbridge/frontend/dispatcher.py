@@ -18,6 +18,7 @@ from numba.np import numpy_support
 
 from .. import errors, telemetry
 from ..cache.numba_cache import ContentCache
+from ..tensor.numba_ext import SharedTensorType
 from . import deps, diagnostics, record
 
 
@@ -107,6 +108,31 @@ class Dispatcher(CPUDispatcher):
                                readonly=not val.flags.writeable)
         return super().typeof_pyval(val)
 
+    def _search_new_conversions(self, *args: Any, **kws: Any) -> bool:
+        """numba asks this when no compiled signature fits and compiling is off (eager
+        signatures). A SharedTensor where a declared signature says array gets a twin of that
+        signature typed for tensors, so eager functions take tensors as they take arrays; plain
+        arrays are never converted to a tensor twin (that would make calls ambiguous)."""
+        argtypes = [self.typeof_pyval(a) for a in args]
+        found = False
+        for sig in list(self.nopython_signatures):
+            if len(sig.args) != len(argtypes):
+                continue
+            if any(isinstance(d, SharedTensorType) and not isinstance(a, SharedTensorType)
+                   for a, d in zip(argtypes, sig.args)):
+                continue
+            twin = tuple(_tensor_twin(actual, declared) for actual, declared in zip(argtypes, sig.args))
+            if twin != tuple(sig.args) and all(self.typingctx.can_convert(a, d) is not None
+                                               for a, d in zip(argtypes, twin)):
+                self._can_compile = True
+                try:
+                    self.compile(sig.return_type(*twin))
+                finally:
+                    self._can_compile = False
+            exact = twin == tuple(argtypes) and twin != tuple(sig.args)
+            found = bool(self.typingctx.install_possible_conversions(argtypes, twin)) or exact or found
+        return found
+
     def _compile_for_args(self, *args: Any, **kws: Any) -> Any:
         try:
             return super()._compile_for_args(*args, **kws)
@@ -120,6 +146,14 @@ class Dispatcher(CPUDispatcher):
         owner = self.jb_owner or self
         return diagnostics.typing_error(owner.jb_kind, deps.qualified_name(getattr(owner, "py_func", owner)),
                                         exc, argtypes)
+
+
+def _tensor_twin(actual: Any, declared: Any) -> Any:
+    """``declared`` as a tensor type when a tensor is passed where an array was declared."""
+    if isinstance(actual, SharedTensorType) and isinstance(declared, types.Array) \
+            and not isinstance(declared, SharedTensorType):
+        return SharedTensorType(declared.dtype, declared.ndim, declared.layout, not declared.mutable, declared.aligned)
+    return declared
 
 
 def _typeof_or_none(dispatcher: Dispatcher, value: Any) -> Any:
