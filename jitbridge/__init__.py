@@ -5,13 +5,10 @@ from . import config, errors, tensor
 from ._version import __version__
 from .frontend.jit import jit
 from .frontend.kernel import kernel
-from .targets.cpu import apply_thread_setting as _apply_thread_setting
-from .telemetry import configure_logging as _configure_logging
+from .targets import cpu as _cpu  # noqa: F401  (registers the thread-count setting)
 from .telemetry import reset_stats, stats
 from .tensor import SharedTensor
 
-_configure_logging()
-_apply_thread_setting()
 tensor.reclaim_dead_segments()
 
 __all__ = [

@@ -9,14 +9,44 @@ import contextlib
 import dataclasses
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
+
+from .errors import ArgumentError
 
 TARGETS = ("cpu", "cuda", "auto")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-def _flag(raw: str) -> bool:
-    return raw.strip().lower() in ("1", "true", "yes", "on")
+def _bad(name: str, raw: object, expected: str) -> ArgumentError:
+    return ArgumentError(f"JITBRIDGE_{name} must be {expected}, got {raw!r}", values={f"JITBRIDGE_{name}": raw},
+                         fix=f"set JITBRIDGE_{name} to {expected}, or unset it for the default")
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise _bad(name, raw, "1/0, true/false, yes/no or on/off")
+
+
+def _size(name: str, raw: str) -> int:
+    try:
+        return parse_size(raw)
+    except ValueError:
+        raise _bad(name, raw, "a size such as 500M or 2G") from None
+
+
+def parse_size(text: str) -> int:
+    """``"500M"``, ``"2G"``, ``"2GiB"``, ``"1024"`` -> bytes."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    number = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = number[-1] if number and number[-1] in units else ""
+    try:
+        return int(float(number[: len(number) - len(unit)]) * units[unit])
+    except ValueError:
+        raise ValueError(f"{text!r} is not a size; use e.g. 500M or 2G") from None
 
 
 def _default_cache_dir() -> Path:
@@ -42,12 +72,12 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
-            raise ValueError(f"JITBRIDGE_TARGET must be one of {TARGETS}, got {self.target!r}")
+            raise _bad("TARGET", self.target, " | ".join(TARGETS))
         self.log_level = self.log_level.upper()
         if self.log_level not in LOG_LEVELS:
-            raise ValueError(f"JITBRIDGE_LOG_LEVEL must be one of {LOG_LEVELS}, got {self.log_level!r}")
+            raise _bad("LOG_LEVEL", self.log_level, " | ".join(LOG_LEVELS))
         if self.num_threads is not None and self.num_threads < 1:
-            raise ValueError(f"JITBRIDGE_NUM_THREADS must be >= 1, got {self.num_threads}")
+            raise _bad("NUM_THREADS", self.num_threads, "a whole number >= 1")
 
 
 def from_env(environ: dict[str, str] | None = None) -> Settings:
@@ -58,24 +88,47 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
         value = env.get("JITBRIDGE_" + name)
         return value if value not in (None, "") else None
 
-    threads = get("NUM_THREADS")
+    def integer(name: str, default: int | None) -> int | None:
+        raw = get(name)
+        try:
+            return int(raw) if raw is not None else default
+        except ValueError:
+            raise _bad(name, raw, "a whole number") from None
+
     record = get("RECORD")
     cache_dir = get("CACHE_DIR")
+    max_bytes = get("CACHE_MAX_BYTES")
     return Settings(
         cache_dir=Path(cache_dir).expanduser() if cache_dir else _default_cache_dir(),
         target=(get("TARGET") or "cpu").lower(),
-        disable_cache=_flag(get("DISABLE_CACHE") or "0"),
-        deterministic=_flag(get("DETERMINISTIC") or "0"),
-        boundscheck=_flag(get("BOUNDSCHECK") or "0"),
-        num_threads=int(threads) if threads else None,
+        disable_cache=_flag("DISABLE_CACHE", get("DISABLE_CACHE") or "0"),
+        deterministic=_flag("DETERMINISTIC", get("DETERMINISTIC") or "0"),
+        boundscheck=_flag("BOUNDSCHECK", get("BOUNDSCHECK") or "0"),
+        num_threads=integer("NUM_THREADS", None),
         log_level=get("LOG_LEVEL") or "WARNING",
         record=Path(record) if record else None,
-        cache_max_bytes=int(get("CACHE_MAX_BYTES") or 2 << 30),
-        serial_threshold=int(get("SERIAL_THRESHOLD") or 32768),
+        cache_max_bytes=_size("CACHE_MAX_BYTES", max_bytes) if max_bytes else 2 << 30,
+        serial_threshold=integer("SERIAL_THRESHOLD", 32768) or 0,
     )
 
 
 settings: Settings = from_env()
+
+# Settings that must be pushed somewhere when they change (thread count, log level) register
+# an applier here; ``scope()`` and ``reload()`` call them.
+_appliers: list[Callable[[Settings], None]] = []
+
+
+def on_change(apply: Callable[[Settings], None]) -> Callable[[Settings], None]:
+    """Register ``apply``; it runs now and whenever settings change."""
+    _appliers.append(apply)
+    apply(settings)
+    return apply
+
+
+def _applied() -> None:
+    for apply in _appliers:
+        apply(settings)
 
 
 @contextlib.contextmanager
@@ -83,16 +136,19 @@ def scope(**overrides: object) -> Iterator[Settings]:
     """Temporarily override settings (``with scope(disable_cache=True): ...``), then restore."""
     unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}
     if unknown:
-        raise TypeError(f"unknown jitbridge setting(s): {sorted(unknown)}")
+        raise ArgumentError(f"unknown jitbridge setting(s): {sorted(unknown)}",
+                            fix=f"use the names of config.Settings: {[f.name for f in dataclasses.fields(Settings)]}")
     saved = dataclasses.asdict(settings)
     try:
         for name, value in overrides.items():
             setattr(settings, name, Path(value) if name == "cache_dir" else value)
         settings.__post_init__()
+        _applied()
         yield settings
     finally:
         for name, value in saved.items():
             setattr(settings, name, value)
+        _applied()
 
 
 def reload() -> Settings:
@@ -100,4 +156,5 @@ def reload() -> Settings:
     fresh = from_env()
     for field in dataclasses.fields(Settings):
         setattr(settings, field.name, getattr(fresh, field.name))
+    _applied()
     return settings

@@ -79,8 +79,9 @@ class LaunchError(JitBridgeError, ValueError):
     """A launch was malformed: its domain, rank or argument count."""
 
 
-class ArgumentError(JitBridgeError, ValueError):
-    """An argument has the wrong kind, dtype or shape for this call."""
+class ArgumentError(JitBridgeError, TypeError, ValueError):
+    """An argument has the wrong kind, dtype or shape for this call (a TypeError and a
+    ValueError both, so code written to NumPy's or numba's conventions still catches it)."""
 
 
 class CacheError(JitBridgeError):
@@ -100,10 +101,11 @@ class CacheWarning(UserWarning):
 
 
 def warn_cache(what: str, path: object, fix: str) -> None:
-    """Warn about an unusable cache entry; the program goes on and compiles instead."""
+    """Warn about an unusable cache entry, at the user's line; the program goes on and compiles."""
     import warnings
 
-    warnings.warn(format_message(what, values={"path": path}, fix=fix), CacheWarning, stacklevel=3)
+    filename, lineno = user_location() or ("<unknown>", 0)
+    warnings.warn_explicit(format_message(what, values={"path": path}, fix=fix), CacheWarning, filename, lineno)
 
 
 __all__ = [

@@ -16,10 +16,11 @@ _FIELDS = ("compiles", "cache_hits", "cache_misses", "calls", "compile_seconds",
 _stats: dict[str, dict[str, Any]] = {}
 
 
-def configure_logging() -> None:
-    """Apply JITBRIDGE_LOG_LEVEL to the ``jitbridge`` logger (once, at import); print to stderr
-    unless the application has configured logging itself."""
-    log.setLevel(config.settings.log_level)
+@config.on_change
+def configure_logging(settings: config.Settings) -> None:
+    """Apply JITBRIDGE_LOG_LEVEL to the ``jitbridge`` logger; print to stderr unless the
+    application has configured logging itself."""
+    log.setLevel(settings.log_level)
     if not log.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("jitbridge %(levelname)s: %(message)s"))

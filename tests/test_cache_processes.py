@@ -226,3 +226,38 @@ def test_compiling_after_a_warm_load_still_works(tmp_path, cache_dir):
     run_json(RUN_A, cwd=project)
     out = run_json(WARM_THEN_NEW, cwd=project)
     assert out["loaded"] == 12.0 and abs(out["fresh"] - (14 ** 0.5 + 6)) < 1e-12
+
+
+KERNEL_MOD = """
+import jitbridge as jb
+
+@jb.kernel
+def triple(i, x, out):
+    out[i] = x[i] * {factor}
+"""
+RUN_KERNEL = """
+import json, numpy as np, jitbridge as jb, kmod
+out = np.zeros(3)
+kmod.triple[3](np.ones(3), out)
+print(json.dumps({"out": out.tolist(), "stats": jb.stats()}))
+"""
+
+
+def test_reasons_for_kernel_edits_and_cpu_changes(tmp_path, cache_dir):
+    (tmp_path / "kmod.py").write_text(KERNEL_MOD.format(factor=3.0))
+    run_json(RUN_KERNEL, cwd=tmp_path)
+    (tmp_path / "kmod.py").write_text(KERNEL_MOD.format(factor=4.0))
+    edited = run_json(RUN_KERNEL, cwd=tmp_path)
+    assert edited["out"] == [4.0] * 3
+    assert edited["stats"]["kmod.triple"]["recompile_reasons"] == ["source changed"]
+    other_cpu = run_json(RUN_KERNEL, cwd=tmp_path, env={"NUMBA_CPU_NAME": "generic"})
+    assert other_cpu["stats"]["kmod.triple"]["recompile_reasons"][0].startswith("CPU changed")
+
+
+def test_compile_cli_errors_are_messages_not_tracebacks(tmp_path, cache_dir):
+    missing = _cli("compile", "no_such_module_anywhere", cwd=tmp_path)
+    assert missing.returncode == 2 and "cannot import" in missing.stderr and "Traceback" not in missing.stderr
+    assert _cli("compile", cwd=tmp_path).returncode != 0
+    (tmp_path / "not-a-bundle.jbb").write_bytes(b"hello")
+    bad = _cli("cache", "import", str(tmp_path / "not-a-bundle.jbb"), cwd=tmp_path)
+    assert bad.returncode == 2 and "cannot read the bundle" in bad.stderr

@@ -58,3 +58,35 @@ def test_num_threads_setting_reaches_numba():
     out = run_json("import json, numba, jitbridge; print(json.dumps({'n': numba.get_num_threads()}))",
                    env={"JITBRIDGE_NUM_THREADS": "1"})
     assert out["n"] == 1
+
+
+@pytest.mark.parametrize("env,fragment", [
+    ({"JITBRIDGE_DISABLE_CACHE": "maybe"}, "JITBRIDGE_DISABLE_CACHE"),
+    ({"JITBRIDGE_CACHE_MAX_BYTES": "lots"}, "JITBRIDGE_CACHE_MAX_BYTES"),
+    ({"JITBRIDGE_SERIAL_THRESHOLD": "1e3x"}, "JITBRIDGE_SERIAL_THRESHOLD"),
+])
+def test_bad_values_are_jitbridge_errors_naming_the_variable(env, fragment):
+    from jitbridge.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match=fragment):
+        config.from_env(env)
+
+
+@pytest.mark.parametrize("text,expected", [("1024", 1024), ("2G", 2 << 30), ("500M", 500 << 20),
+                                           ("1.5KiB", 1536), ("3gb", 3 << 30)])
+def test_sizes(text, expected):
+    assert config.parse_size(text) == expected
+    assert config.from_env({"JITBRIDGE_CACHE_MAX_BYTES": text}).cache_max_bytes == expected
+
+
+def test_scope_applies_thread_count_and_log_level():
+    import logging
+
+    import numba
+
+    before = numba.get_num_threads()
+    with config.scope(num_threads=1, log_level="DEBUG"):
+        assert numba.get_num_threads() == 1
+        assert logging.getLogger("jitbridge").level == logging.DEBUG
+    assert numba.get_num_threads() == before
+    assert logging.getLogger("jitbridge").level == logging.getLevelName(config.settings.log_level)

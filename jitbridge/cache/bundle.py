@@ -6,6 +6,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterable
 
+from .. import errors
 from .store import Corrupt, EntryInfo, Store, unpack
 
 _PREFIX = "entries/"
@@ -31,7 +32,12 @@ def export(store: Store, path: Path, entries: Iterable[EntryInfo] | None = None)
 def import_(store: Store, path: Path) -> tuple[int, list[str]]:
     """Add the bundle's entries to ``store``; returns (imported, names of rejected members)."""
     imported, rejected = 0, []
-    with zipfile.ZipFile(path) as zf:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise errors.CacheError(f"cannot read the bundle {path}: {exc}", values={"path": path},
+                                fix="pass a file written by `jitbridge cache export`") from exc
+    with archive as zf:
         for member in zf.namelist():
             key = member[len(_PREFIX):-len(".jbc")]
             if not (member.startswith(_PREFIX) and member.endswith(".jbc") and len(key) == 64

@@ -125,7 +125,7 @@ class ContentCache:
             found = None
         if found is None:
             telemetry.count(self.name, "cache_misses")
-            self._explain_miss(store, sig)
+            self._explain_miss(store, sig, target_context.codegen().magic_tuple())
             return None
         cres = compiler.CompileResult._rebuild(target_context, *_Unpickler(found[1], self._globals).load())
         telemetry.count(self.name, "cache_hits")
@@ -143,29 +143,32 @@ class ContentCache:
                 "versions": dict(keys.versions()), "machine": list(cres.codegen.magic_tuple()),
                 "created": time.time()}
         store.write(self.key(sig, cres.codegen), meta, serialize.dumps(cres._reduce()))
-        self._remember(store, sig)
+        self._remember(store, sig, cres)
         if store.total_bytes() > config.settings.cache_max_bytes:
             store.prune(config.settings.cache_max_bytes)
 
     def flush(self) -> None:
         """Numba calls this on ``recompile()``; entries are content-addressed, so nothing is stale."""
 
-    def _remember(self, store: Store, sig: Any) -> None:
+    def _remember(self, store: Store, sig: Any, cres: Any) -> None:
         fp = self.fingerprint
         record = store.read_name_record(self.record_key) or {}
         same = record.get("digest") == fp.digest
         signatures = sorted(set(record.get("signatures", []) if same else []) | {_sig_text(sig)})
         store.write_name_record(self.record_key, {"digest": fp.digest, "code": fp.code, "deps": fp.deps,
-                                            "versions": dict(keys.versions()), "signatures": signatures})
+                                                  "versions": dict(keys.versions()), "signatures": signatures,
+                                                  "machine": list(cres.codegen.magic_tuple())})
 
-    def _explain_miss(self, store: Store, sig: Any) -> None:
+    def _explain_miss(self, store: Store, sig: Any, machine: tuple[Any, ...]) -> None:
         record = store.read_name_record(self.record_key)
         if record:
-            telemetry.note_recompile(self.name, miss_reason(record, self.fingerprint, _sig_text(sig)))
+            telemetry.note_recompile(self.name, miss_reason(record, self.fingerprint, _sig_text(sig), machine))
 
 
-def miss_reason(record: dict[str, Any], fp: "Fingerprint", sig: str) -> str:
+def miss_reason(record: dict[str, Any], fp: "Fingerprint", sig: str, machine: tuple[Any, ...]) -> str:
     """Why a kernel cached before under another key missed now, in words."""
+    if record.get("machine") not in (None, list(machine)):
+        return f"CPU changed ({record['machine'][1]} -> {machine[1]})"
     old_versions, new_versions = record.get("versions", {}), dict(keys.versions())
     if old_versions != new_versions:
         changed = [f"{k} {old_versions.get(k)} -> {v}" for k, v in new_versions.items() if old_versions.get(k) != v]

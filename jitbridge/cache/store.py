@@ -8,6 +8,7 @@ refused. LRU eviction uses the file's mtime, bumped on every hit.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -94,8 +95,13 @@ class Store:
         while not current.exists():
             missing.append(current)
             current = current.parent
-        for path in reversed(missing):
-            path.mkdir(mode=0o700, exist_ok=True)
+        try:
+            for path in reversed(missing):
+                path.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            errors.warn_cache(f"cannot create the jitbridge cache folder: {exc}", folder,
+                              "point JITBRIDGE_CACHE_DIR at a folder you can create and write")
+            return False
         current = folder
         while True:
             problem = _insecure(current.stat())
@@ -111,12 +117,14 @@ class Store:
             current = current.parent
         return True
 
-    def lock(self, key: str, timeout: float = 600) -> "filelock.BaseFileLock":
-        """The cross-process lock for ``key``: one process compiles, the others wait and load."""
+    def lock(self, key: str, timeout: float = 600) -> "filelock.BaseFileLock | contextlib.nullcontext[None]":
+        """The cross-process lock for ``key``: one process compiles, the others wait and load.
+        No lock where the folder is refused: nothing will be read from or written there."""
         import filelock
 
         folder = self._dir("locks", key)
-        self._ensure_dir(folder)
+        if not self._ensure_dir(folder):
+            return contextlib.nullcontext()
         return filelock.FileLock(str(folder / f"{key}.lock"), timeout=timeout, mode=0o600)
 
     def read(self, key: str) -> tuple[dict[str, Any], bytes] | None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import config
+from .. import config, errors
 from ..cache import bundle
 from ..cache.key import versions
 from ..cache.numba_cache import current_store
@@ -64,21 +64,13 @@ def clear() -> None:
 @app.command("prune")
 def prune(max_size: Annotated[str, typer.Option(help="Keep at most this much, e.g. 500M, 2G.")] = "") -> None:
     """Remove least recently used entries until the cache fits in --max-size."""
-    limit = _parse_size(max_size) if max_size else config.settings.cache_max_bytes
+    try:
+        limit = config.parse_size(max_size) if max_size else config.settings.cache_max_bytes
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     removed = current_store().prune(limit)
     typer.echo(f"removed {len(removed)} entries ({_size(sum(e.size for e in removed))}); "
                f"{_size(current_store().total_bytes())} left")
-
-
-def _parse_size(text: str) -> int:
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    number, unit = text.strip().upper().rstrip("IB"), ""
-    if number and number[-1] in units:
-        number, unit = number[:-1], number[-1]
-    try:
-        return int(float(number) * units[unit])
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a size; use e.g. 500M or 2G") from None
 
 
 @app.command("verify")
@@ -94,10 +86,13 @@ def verify() -> None:
             corrupt += 1
             typer.echo(f"corrupt  {entry.key[:16]}  {exc}")
             continue
-        if meta.get("versions") != here["versions"] or meta.get("machine") != here["machine"]:
+        differs = [what for what in ("versions", "machine") if meta.get(what) != here[what]]
+        if differs:
             stale += 1
-            typer.echo(f"stale    {entry.key[:16]}  {meta.get('name')}: built for {meta.get('versions')} "
-                       f"on {meta.get('machine', ['?', '?'])[1]}")
+            built = {"versions": f"versions {meta.get('versions')}",
+                     "machine": f"CPU {(meta.get('machine') or ['?', '?'])[1]}"}
+            typer.echo(f"stale    {entry.key[:16]}  {meta.get('name')}: built for "
+                       + " and ".join(built[what] for what in differs))
         else:
             ok += 1
     typer.echo(f"{ok} ok, {stale} stale, {corrupt} corrupt")
@@ -114,7 +109,11 @@ def export(path: Annotated[Path, typer.Argument(help="Bundle file to write.")]) 
 @app.command("import")
 def import_(path: Annotated[Path, typer.Argument(help="Bundle file to read.", exists=True, dir_okay=False)]) -> None:
     """Add a bundle's entries to this cache (each entry's checksum is verified)."""
-    imported, rejected = bundle.import_(current_store(), path)
+    try:
+        imported, rejected = bundle.import_(current_store(), path)
+    except errors.CacheError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"imported {imported} entries from {path}")
     for member in rejected:
         typer.echo(f"rejected {member}: not a valid entry", err=True)

@@ -10,12 +10,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import config
+from .. import config, errors
 from ..frontend import prebuild
 
 
 def compile_paths(
-    paths: Annotated[list[str], typer.Argument(help="Module files, package folders or dotted module names.")],
+    paths: Annotated[Optional[list[str]], typer.Argument(
+        help="Module files, package folders or dotted module names.")] = None,
     manifest: Annotated[Optional[Path], typer.Option(help="Specializations recorded with JITBRIDGE_RECORD=FILE.",
                                                      exists=True, dir_okay=False)] = None,
     jobs: Annotated[int, typer.Option(help="Worker processes (default: CPU cores).", min=1)] = os.cpu_count() or 1,
@@ -25,15 +26,18 @@ def compile_paths(
     compile them all into the cache, in parallel."""
     if target not in ("cpu", "cuda", "all"):
         raise typer.BadParameter(f"--target must be cpu, cuda or all, not {target!r}")
+    if not paths and manifest is None:
+        raise typer.BadParameter("name at least one PATH, or a --manifest")
     if target in ("cuda", "all"):
-        from ..targets import cuda
-
-        reason = cuda.unavailable_reason()
-        if reason is not None:
-            typer.echo(f"skipping CUDA: {reason}", err=True)
-            if target == "cuda":
-                raise typer.Exit(1)
-    modules = [m for path in paths for m in prebuild.import_target(path)]
+        typer.echo("CUDA kernels are compiled by the driver at their first launch and are not kept in the "
+                   "disk cache yet; nothing to prebuild for CUDA", err=True)
+        if target == "cuda":
+            raise typer.Exit(1)
+    try:
+        modules = [m for path in paths or () for m in prebuild.import_target(path)]
+    except errors.JitBridgeError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     items = list(dict.fromkeys(prebuild.declared_items(modules)))
     if manifest is not None:
         items.extend(i for i in prebuild.manifest_items(manifest) if i not in items)

@@ -153,5 +153,5 @@ def fingerprint(fn: Callable[..., Any], extra: str = "") -> Fingerprint:
     walker = _Walker()
     code_h = hashlib.sha256()
     _code_digest(py.__code__, code_h)
-    digest = walker.function(py, extra=extra)
+    digest = walker.function(py, extra=py.__qualname__ + "\0" + extra)
     return Fingerprint(digest=digest, code=code_h.hexdigest(), deps=walker.deps)

@@ -7,13 +7,14 @@ loads or compiles, counts what happened, and rewrites typing failures.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from numba.core import compiler, sigutils, types
 from numba.core import errors as nb_errors
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.registry import CPUDispatcher
+from numba.core.typeconv import Conversion
 from numba.np import numpy_support
 
 from .. import errors, telemetry
@@ -29,14 +30,16 @@ class Dispatcher(CPUDispatcher):
 
     def __init__(self, py_func, locals=None, targetoptions=None, pipeline_class=compiler.Compiler,
                  *, jb_cache: bool = False, jb_name: str | None = None, jb_owner: Any = None,
-                 jb_variant: str | None = None) -> None:
+                 jb_variant: str | None = None, jb_fingerprint: Callable[[], Any] | None = None) -> None:
         super().__init__(py_func, locals=locals, targetoptions=targetoptions, pipeline_class=pipeline_class)
         self.jb_name = jb_name or deps.qualified_name(py_func)
         self.jb_owner = jb_owner
         self.jb_variant = jb_variant
         self.jb_cache = jb_cache
+        self.jb_reusable: set[tuple[Any, ...]] = set()
         if jb_cache:
-            self._cache = ContentCache(self.jb_name, lambda: deps.fingerprint(py_func), "cpu", self.targetoptions,
+            self._cache = ContentCache(self.jb_name, jb_fingerprint or (lambda: deps.fingerprint(py_func)), "cpu",
+                                       self.targetoptions,
                                        record_key=f"{self.jb_name}:{jb_variant}" if jb_variant else None,
                                        globals_=py_func.__globals__)
 
@@ -76,7 +79,8 @@ class Dispatcher(CPUDispatcher):
         if sum(self._cache_hits.values()) == hits_before:
             telemetry.count(self.jb_name, "compiles")
             telemetry.count(self.jb_name, "compile_seconds", time.perf_counter() - started)
-        record.record(self.jb_owner or self, self.jb_variant, args)
+        if self.jb_cache:
+            record.record(self.jb_owner or self, self.jb_variant, args)
         return entry_point
 
     def _library(self, signature: Any) -> Any:
@@ -134,10 +138,35 @@ class Dispatcher(CPUDispatcher):
         return found
 
     def _compile_for_args(self, *args: Any, **kws: Any) -> Any:
+        if self.jb_reusable:
+            reused = self._reuse([self.typeof_pyval(a) for a in args])
+            if reused is not None:
+                return reused
         try:
             return super()._compile_for_args(*args, **kws)
         except nb_errors.TypingError as exc:
-            raise self.translate(exc, [_typeof_or_none(self, a) for a in args]) from exc
+            shown = args[self.jb_owner.ndim:] if self.jb_variant else args
+            raise self.translate(exc, [_typeof_or_none(self, a) for a in shown]) from exc
+
+    def _reuse(self, argtypes: list[Any]) -> Any:
+        """An ahead-of-time signature (declared or prebuilt) these arguments convert to safely,
+        so a prebuilt any-layout kernel serves contiguous arrays instead of compiling again."""
+        for sig in self.jb_reusable:
+            conversions = [self.typingctx.can_convert(a, f) for a, f in zip(argtypes, sig)]
+            if len(sig) == len(argtypes) and all(c is not None and c <= Conversion.safe for c in conversions):
+                self.typingctx.install_possible_conversions(argtypes, sig)
+                return self.overloads[sig].entry_point
+        return None
+
+    def _explain_matching_error(self, *args: Any, **kws: Any) -> None:
+        """numba's callback when compiling is off (eager signatures) and nothing matches."""
+        raise errors.ArgumentError(
+            f"no compiled signature of '{self.jb_name}' accepts these arguments",
+            where=errors.user_location(),
+            values={"argument types": "(" + ", ".join(str(self.typeof_pyval(a)) for a in args) + ")",
+                    "compiled": "; ".join(str(sig) for sig in self.signatures)},
+            fix="pass arguments of a declared type, or add a signature (or drop them to compile on demand)",
+        )
 
     def translate(self, exc: Exception, argtypes: Any) -> Exception:
         """The user-facing error for numba's ``exc`` (already-translated errors pass through)."""

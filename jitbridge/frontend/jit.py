@@ -26,11 +26,11 @@ def jit(signature_or_function: Any = None, locals: dict[str, Any] | None = None,
     ``cache=True`` keeps the machine code in jitbridge's content-addressed cache, which unlike
     numba's is keyed on what the code is, not where its file lives.
     """
-    if options.pop("forceobj", False) or options.get("nopython", True) is False:
+    if options.get("forceobj", False) or options.get("nopython", True) is False:
         raise errors.ArgumentError(
             "jitbridge compiles in nopython mode only",
             where=errors.user_location(),
-            values={"options": {k: options.get(k) for k in ("nopython", "forceobj") if k in options}},
+            values={"options": {k: options[k] for k in ("nopython", "forceobj") if k in options}},
             fix="drop nopython=False/forceobj=True; code that needs object mode should stay plain Python",
         )
     target = options.pop("_target", options.pop("target", "cpu"))
@@ -40,6 +40,7 @@ def jit(signature_or_function: Any = None, locals: dict[str, Any] | None = None,
             where=errors.user_location(),
             fix="use @jb.kernel and launch(..., target='cuda') for GPU code",
         )
+    options.pop("forceobj", None)
     options["nopython"] = True
     if boundscheck is None and config.settings.boundscheck:
         boundscheck = True

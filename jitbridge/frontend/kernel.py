@@ -61,9 +61,11 @@ class Kernel:
         if found is None:
             fn = cpu.launcher_function(self._body, self.ndim, len(self.arg_names), parallel,
                                        self.py_func.__module__, self.py_func.__qualname__)
+            launch_text = cpu.launcher_source(self.ndim, len(self.arg_names), parallel) + repr(self._options)
             found = self._launchers[parallel] = Dispatcher(
                 fn, targetoptions={**self._options, "parallel": parallel}, jb_cache=self._cache,
-                jb_name=self.jb_name, jb_owner=self, jb_variant="parallel" if parallel else "serial")
+                jb_name=self.jb_name, jb_owner=self, jb_variant="parallel" if parallel else "serial",
+                jb_fingerprint=lambda: deps.fingerprint(self.py_func, extra=launch_text))
         return found
 
     def __getitem__(self, dims: Any) -> Callable[..., None]:
@@ -84,16 +86,16 @@ class Kernel:
                 for a, n in zip(args, self.arg_names)]
         if self._declared:
             argmod.check_shapes(self._declared, dims, self._index_symbols, args)
-        telemetry.count(self.jb_name, "calls")
         target = target or config.settings.target
         if target != "cpu" and _use_cuda(target):
             from ..targets import cuda
 
-            return cuda.launch(self, dims, args)
-        total = math.prod(dims)
-        if total:
-            self._launcher(total >= config.settings.serial_threshold)(*dims, *args)
-        return None
+            cuda.launch(self, dims, args)
+        else:
+            total = math.prod(dims)
+            if total:
+                self._launcher(total >= config.settings.serial_threshold)(*dims, *args)
+        telemetry.count(self.jb_name, "calls")
 
     def _check_dims(self, dims: Any) -> tuple[int, ...]:
         if type(dims) is int and dims >= 0 and self.ndim == 1:
@@ -130,6 +132,7 @@ class Kernel:
             launcher = self._launcher(variant)
             try:
                 launcher.compile(sig)
+                launcher.jb_reusable.add(sig)
             except Exception as exc:
                 translated = launcher.translate(exc, argtypes)
                 if translated is exc:

@@ -16,8 +16,10 @@ from .. import config
 
 
 def record(owner: Any, variant: str | None, argtypes: tuple[Any, ...]) -> None:
+    """Append one specialization, if it is one a later ``jitbridge compile`` can rebuild: it
+    must be disk-cached and reachable by import (not from ``__main__`` or ``exec``)."""
     path = config.settings.record
-    if path is None:
+    if path is None or owner.__module__ in (None, "__main__") or "<locals>" in owner.__qualname__:
         return
     line = json.dumps({
         "module": owner.__module__,
@@ -32,7 +34,9 @@ def record(owner: Any, variant: str | None, argtypes: tuple[Any, ...]) -> None:
 
 
 def read(path: Path) -> Iterator[dict[str, Any]]:
-    """The manifest's entries, de-duplicated, with ``args`` unpickled to numba types."""
+    """The manifest's entries, de-duplicated, with ``args`` unpickled to numba types.
+
+    Unpickling runs code: read only manifests your own programs wrote."""
     seen = set()
     for line in Path(path).read_text().splitlines():
         if not line.strip() or line in seen:

@@ -14,12 +14,21 @@ from .. import config
 NAME = "cpu"
 
 
-def apply_thread_setting() -> None:
+_threads_set = False
+
+
+@config.on_change
+def apply_thread_setting(settings: config.Settings) -> None:
     """Honour JITBRIDGE_NUM_THREADS for this thread's parallel code (numba's count is per thread;
     its pool size is fixed when numba starts, so more threads than that cannot be had)."""
-    wanted = config.settings.num_threads
+    global _threads_set
+    wanted = settings.num_threads
     if wanted is not None:
         numba.set_num_threads(min(wanted, numba.config.NUMBA_NUM_THREADS))
+        _threads_set = True
+    elif _threads_set:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        _threads_set = False
 
 
 def is_available() -> bool:
