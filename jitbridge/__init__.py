@@ -1,4 +1,9 @@
 """jitbridge: decorate plain Python functions, get cached CPU-SIMD or CUDA kernels."""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from numba import prange, vectorize
 
 from . import config, errors, tensor
@@ -7,11 +12,20 @@ from .frontend.jit import jit
 from .frontend.kernel import kernel
 from .targets import cpu as _cpu  # noqa: F401  (registers the thread-count setting)
 from .telemetry import reset_stats, stats
-from .tensor import SharedTensor
 
 tensor.reclaim_dead_segments()
 
+
+def __getattr__(name: str) -> Any:
+    """``jb.math`` and ``jb.SharedTensor`` load on first use: ~60 ms that most imports never need."""
+    if name == "math":
+        return importlib.import_module(".math", __name__)
+    if name == "SharedTensor":
+        return tensor.SharedTensor
+    raise AttributeError(f"module 'jitbridge' has no attribute {name!r}")
+
+
 __all__ = [
-    "SharedTensor", "__version__", "config", "errors", "jit", "kernel", "prange", "reset_stats", "stats",
-    "tensor", "vectorize",
+    "SharedTensor", "__version__", "config", "errors", "jit", "kernel", "math", "prange", "reset_stats",
+    "stats", "tensor", "vectorize",
 ]

@@ -37,11 +37,15 @@ def qualified_name(obj: Any) -> str:
 
 
 def _py_function(obj: Any) -> pytypes.FunctionType | None:
-    """The Python function behind a dispatcher/kernel (``py_func``) or a plain function."""
-    inner = getattr(obj, "py_func", None)
-    if isinstance(inner, pytypes.FunctionType):
-        return inner
-    return obj if isinstance(obj, pytypes.FunctionType) else None
+    """The Python function behind a dispatcher/kernel (``py_func``), a numba ``@intrinsic``
+    (``_defn``: its code generator), or a plain function."""
+    if isinstance(obj, pytypes.FunctionType):
+        return obj
+    for attribute in ("py_func", "_defn"):
+        inner = getattr(obj, attribute, None)
+        if isinstance(inner, pytypes.FunctionType):
+            return inner
+    return None
 
 
 def _code_digest(code: pytypes.CodeType, h: "hashlib._Hash") -> None:

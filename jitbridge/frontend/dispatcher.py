@@ -19,7 +19,6 @@ from numba.np import numpy_support
 
 from .. import errors, telemetry
 from ..cache.numba_cache import ContentCache
-from ..tensor.numba_ext import SharedTensorType
 from . import deps, diagnostics, record
 
 
@@ -117,6 +116,8 @@ class Dispatcher(CPUDispatcher):
         signatures). A SharedTensor where a declared signature says array gets a twin of that
         signature typed for tensors, so eager functions take tensors as they take arrays; plain
         arrays are never converted to a tensor twin (that would make calls ambiguous)."""
+        from ..tensor.numba_ext import SharedTensorType
+
         argtypes = [self.typeof_pyval(a) for a in args]
         found = False
         for sig in list(self.nopython_signatures):
@@ -179,6 +180,8 @@ class Dispatcher(CPUDispatcher):
 
 def _tensor_twin(actual: Any, declared: Any) -> Any:
     """``declared`` as a tensor type when a tensor is passed where an array was declared."""
+    from ..tensor.numba_ext import SharedTensorType
+
     if isinstance(actual, SharedTensorType) and isinstance(declared, types.Array) \
             and not isinstance(declared, SharedTensorType):
         return SharedTensorType(declared.dtype, declared.ndim, declared.layout, not declared.mutable, declared.aligned)

@@ -1,13 +1,29 @@
 """Shared-memory tensors: zero-copy buffers between Python, compiled kernels and processes.
 
-``reclaim_dead_segments()`` is cheap enough (microseconds) to call at every jitbridge start-up.
+``reclaim_dead_segments()`` is cheap enough (microseconds) to call at every jitbridge start-up;
+the rest loads on first use, so ``import jitbridge`` does not pay for it.
 """
-from . import numba_ext as _numba_ext  # noqa: F401  registers SharedTensor with Numba
-from .cuda import DeviceHandle, DeviceTensor
-from .handle import TensorHandle
-from .interop import from_npy
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from .segment import SegmentInfo, list_segments, reclaim_dead_segments
-from .shared import SharedTensor
+
+_LAZY = {
+    "DeviceHandle": ".cuda",
+    "DeviceTensor": ".cuda",
+    "TensorHandle": ".handle",
+    "from_npy": ".interop",
+    "SharedTensor": ".shared",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'jitbridge.tensor' has no attribute {name!r}")
+
 
 __all__ = [
     "DeviceHandle",

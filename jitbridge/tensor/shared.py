@@ -287,3 +287,7 @@ class SharedTensor:
 
 
 __all__ = ["SharedTensor"]
+
+# Teaching numba the type is part of defining it: whoever can hold a SharedTensor can pass it
+# to jitted code (the module imports this one, so it comes last).
+from . import numba_ext as _numba_ext  # noqa: E402,F401

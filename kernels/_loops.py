@@ -1,0 +1,218 @@
+"""Shared compiled building blocks: vectorizable max, chunk statistics, and the three drivers
+every row-wise statistic runs under (serial rows, threaded rows, threaded blocks of one row).
+
+A "statistic" here is a jitted ``stat(x, y, zero) -> tuple`` over one contiguous 1-D slice
+(``y`` is a second operand or ``x`` again; ``zero`` fixes the accumulator type).
+
+Every loop runs ``range(0, slice.size)`` over a slice rather than ``range(lo, hi)`` over the
+whole array: numba wraps negative indices, and only an index it can prove non-negative lets
+LLVM drop that select and vectorize (the ``range(lo, hi)`` form runs 4x slower threaded). The drivers
+store each tuple in a row of a 2-D array, so one set of drivers serves sums, Welford triples
+and softmax's (max, sum) pairs, and the serial and threaded variants call the very same
+``stat`` code on the very same slices.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from llvmlite import ir as llvm_ir
+from numba import types
+from numba.extending import intrinsic
+
+from jitbridge import jit, prange
+
+from ._dispatch import PARALLEL, REDUCE, SERIAL
+
+CHUNK = 512  # elements re-read from L1 by two-pass chunk statistics
+
+
+@intrinsic
+def vmax(typingctx, a, b):
+    """max(a, b) that LLVM vectorizes as a reduction: ``llvm.maxnum`` for floats (NaN is
+    ignored; callers track NaN separately), a compare-select for integers."""
+    if a != b or not isinstance(a, (types.Float, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ty = context.get_value_type(a)
+        if isinstance(a, types.Float):
+            fnty = llvm_ir.FunctionType(ty, [ty, ty])
+            return builder.call(builder.module.declare_intrinsic("llvm.maxnum", [ty], fnty), args)
+        greater = builder.icmp_signed(">", *args) if a.signed else builder.icmp_unsigned(">", *args)
+        return builder.select(greater, *args)
+
+    return a(a, b), codegen
+
+
+@intrinsic
+def cast_like(typingctx, value, like):
+    """``value`` converted to the type of ``like``: lets generic code produce float32 from
+    float64 statistics for float32 data, and float64 for float64."""
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[0], value, like)
+
+    return like(value, like), codegen
+
+
+@jit(**SERIAL)
+def chunk_max(x):
+    """(max ignoring NaN, number of NaNs) of a non-empty chunk. Two loops, because LLVM
+    vectorizes each alone but neither when fused; the second reads L1."""
+    m = x[0]
+    for i in range(x.size):
+        m = vmax(m, x[i])
+    nans = 0
+    for i in range(x.size):
+        nans += x[i] != x[i]
+    return m, nans
+
+
+@jit(**SERIAL, **REDUCE)
+def chunk_sum(x, zero):
+    s = zero
+    for i in range(x.size):
+        s += x[i]
+    return s
+
+
+@jit(**SERIAL, **REDUCE)
+def chunk_sq_dev(x, mean):
+    """Sum of squared deviations from ``mean`` (the second pass of a two-pass variance)."""
+    s = mean - mean
+    for i in range(x.size):
+        d = x[i] - mean
+        s += d * d
+    return s
+
+
+@jit(**SERIAL)
+def welford(x, zero):
+    """(count, mean, M2) of x: exact two-pass statistics per L1-resident chunk, merged with
+    Chan's update, so one pass over memory is as stable as NumPy's two."""
+    count = zero
+    mean = zero
+    m2 = zero
+    for c0 in range(0, x.size, CHUNK):
+        chunk = x[c0:c0 + CHUNK]
+        k = zero + chunk.size
+        c_mean = chunk_sum(chunk, zero) / k
+        c_m2 = chunk_sq_dev(chunk, c_mean)
+        count, mean, m2 = merge_moments(count, mean, m2, k, c_mean, c_m2)
+    return count, mean, m2
+
+
+@jit(**SERIAL)
+def merge_moments(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
+    """Chan et al.'s pairwise update of (count, mean, M2)."""
+    n = n_a + n_b
+    if n_b == 0:
+        return n_a, mean_a, m2_a
+    delta = mean_b - mean_a
+    mean = mean_a + delta * (n_b / n)
+    return n, mean, m2_a + m2_b + delta * delta * (n_a * n_b / n)
+
+
+def stat_drivers(stat: Callable, width: int) -> tuple[Callable, Callable, Callable]:
+    """(serial_rows, parallel_rows, parallel_blocks) for a statistic of ``width`` values.
+
+    ``*_rows(x2, y2, zero, out)`` fill ``out[r, :]`` with ``stat`` of row r;
+    ``blocks(x, y, zero, block, out)`` fills ``out[b, :]`` with ``stat`` of the b-th block of
+    the 1-D ``x``; the caller combines those rows in order.
+    """
+
+    @jit(**SERIAL)
+    def serial_rows(x2, y2, zero, out):
+        for r in range(x2.shape[0]):
+            t = stat(x2[r], y2[r], zero)
+            for k in range(width):
+                out[r, k] = t[k]
+
+    @jit(**PARALLEL)
+    def parallel_rows(x2, y2, zero, out):
+        for r in prange(x2.shape[0]):
+            t = stat(x2[r], y2[r], zero)
+            for k in range(width):
+                out[r, k] = t[k]
+
+    @jit(**PARALLEL)
+    def blocks(x, y, zero, block, out):
+        n = x.size
+        for b in prange(out.shape[0]):
+            lo = b * block
+            hi = min(lo + block, n)
+            t = stat(x[lo:hi], y[lo:hi], zero)
+            for k in range(width):
+                out[b, k] = t[k]
+
+    return serial_rows, parallel_rows, blocks
+
+
+@jit(**SERIAL)
+def combine_sums(partials, x, block):
+    """Block partial sums added in block order."""
+    s = partials[0, 0]
+    for b in range(1, partials.shape[0]):
+        s += partials[b, 0]
+    return np.array((s,))
+
+
+@jit(**SERIAL)
+def combine_moments(partials, x, block):
+    """Block (count, mean, M2) triples merged in block order."""
+    count, mean, m2 = partials[0, 0], partials[0, 1], partials[0, 2]
+    for b in range(1, partials.shape[0]):
+        count, mean, m2 = merge_moments(count, mean, m2, partials[b, 0], partials[b, 1], partials[b, 2])
+    return np.array((count, mean, m2))
+
+
+def transform_drivers(stat: Callable, coef: Callable, apply: Callable) -> tuple[Callable, Callable, Callable]:
+    """(serial_rows, parallel_rows, apply_blocks) for "statistic, then rewrite the row".
+
+    A row runs ``stat`` over it, ``coef(stat, n, params) -> (a, b)`` turns that into two
+    coefficients, and ``apply(x, out, lo, hi, a, b, params)`` writes ``out[lo:hi]``. A long 1-D
+    input instead gets its statistic from ``stat_drivers(stat).blocks`` and is rewritten by
+    ``apply_blocks(x, out, a, b, params, block)`` on all threads.
+    """
+
+    @jit(**SERIAL)
+    def row(x, out, zero, params):
+        a, b = coef(stat(x, x, zero), x.size, params)
+        apply(x, out, 0, x.size, a, b, params)
+
+    @jit(**SERIAL)
+    def serial_rows(x2, out2, zero, params):
+        for r in range(x2.shape[0]):
+            row(x2[r], out2[r], zero, params)
+
+    @jit(**PARALLEL)
+    def parallel_rows(x2, out2, zero, params):
+        for r in prange(x2.shape[0]):
+            row(x2[r], out2[r], zero, params)
+
+    @jit(**PARALLEL)
+    def apply_blocks(x, out, a, b, params, block):
+        n = x.size
+        for k in prange((n + block - 1) // block):
+            apply(x, out, k * block, min(k * block + block, n), a, b, params)
+
+    return serial_rows, parallel_rows, apply_blocks
+
+
+def map_drivers(apply: Callable) -> tuple[Callable, Callable]:
+    """(serial, parallel) element-wise drivers over flat arrays:
+    ``apply(x, y, out, lo, hi, params)`` writes ``out[lo:hi]``; the parallel one hands each
+    thread whole blocks of ``block`` elements."""
+
+    @jit(**SERIAL)
+    def serial(x, y, out, params, block):
+        apply(x, y, out, 0, x.size, params)
+
+    @jit(**PARALLEL)
+    def parallel(x, y, out, params, block):
+        n = x.size
+        for k in prange((n + block - 1) // block):
+            apply(x, y, out, k * block, min(k * block + block, n), params)
+
+    return serial, parallel

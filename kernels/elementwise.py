@@ -1,0 +1,152 @@
+"""Element-wise kernels: ``clip``, ``scale``, ``saxpy``, ``relu`` and ``gelu``.
+
+Each is one loop over the flat array, so it runs at memory speed once vectorized; above the
+crossover the array is cut into one block per thread. Arithmetic is in the input dtype with
+NumPy's operation order (no fused multiply-add), so results match NumPy bit for bit; gelu's
+tanh and erf come from ``jitbridge.math`` (within 2 ulp) and vectorize.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from jitbridge import errors, jit
+from jitbridge import math as jm
+
+from . import _dispatch as d
+from ._dispatch import SERIAL
+from ._loops import map_drivers
+
+
+@jit(**SERIAL)
+def _clip(x, y, out, lo, hi, params):
+    x, y, out = x[lo:hi], y[lo:hi], out[lo:hi]
+    low, high = params
+    for i in range(x.size):
+        v = x[i]
+        v = low if v < low else v
+        out[i] = high if v > high else v
+
+
+@jit(**SERIAL)
+def _scale(x, y, out, lo, hi, params):
+    x, y, out = x[lo:hi], y[lo:hi], out[lo:hi]
+    alpha = params[0]
+    for i in range(x.size):
+        out[i] = alpha * x[i]
+
+
+@jit(**SERIAL)
+def _saxpy(x, y, out, lo, hi, params):
+    x, y, out = x[lo:hi], y[lo:hi], out[lo:hi]
+    alpha = params[0]
+    for i in range(x.size):
+        out[i] = alpha * x[i] + y[i]
+
+
+@jit(**SERIAL)
+def _relu(x, y, out, lo, hi, params):
+    x, y, out = x[lo:hi], y[lo:hi], out[lo:hi]
+    zero = params[0]
+    for i in range(x.size):
+        v = x[i]
+        out[i] = zero if v < zero else v  # NaN stays NaN, as np.maximum(x, 0)
+
+
+@jit(**SERIAL)
+def _gelu_tanh(x, y, out, lo, hi, params):
+    x, y, out = x[lo:hi], y[lo:hi], out[lo:hi]
+    half, one, c1, c3 = params
+    for i in range(x.size):
+        v = x[i]
+        out[i] = half * v * (one + jm.tanh(c1 * (v + c3 * v * v * v)))
+
+
+@jit(**SERIAL)
+def _gelu_erf(x, y, out, lo, hi, params):
+    x, y, out = x[lo:hi], y[lo:hi], out[lo:hi]
+    half, one, inv_sqrt2 = params
+    for i in range(x.size):
+        v = x[i]
+        out[i] = half * v * (one + jm.erf(v * inv_sqrt2))
+
+
+_DRIVERS = {
+    "clip": map_drivers(_clip), "scale": map_drivers(_scale), "saxpy": map_drivers(_saxpy),
+    "relu": map_drivers(_relu), "gelu": map_drivers(_gelu_tanh), "gelu_erf": map_drivers(_gelu_erf),
+}
+
+
+def _elementwise(kernel: str, drivers: tuple[Callable, Callable], arr: np.ndarray, other: np.ndarray,
+                 out: np.ndarray | None, params: tuple, threads: int | None) -> np.ndarray:
+    buf, user_out = d.prepare_out(out, arr.shape, arr.dtype, inputs=(arr, other), same_index_ok=True)
+    x = d.rows(arr).reshape(-1)
+    y = x if other is arr else d.rows(other).reshape(-1)
+    if x.size:
+        serial, parallel = drivers
+        plan = d.plan(kernel, x.size, threads, False)
+        with plan.threads_set():
+            (parallel if plan.parallel else serial)(x, y, buf.reshape(-1), params, plan.block(x.size))
+    return d.finish(buf, user_out)
+
+
+def clip(x: Any, lo: Any = None, hi: Any = None, out: np.ndarray | None = None,
+         threads: int | None = None) -> np.ndarray:
+    """``np.clip(x, lo, hi)``: min(max(x, lo), hi); either bound may be None, NaN in x or in a
+    bound propagates. Integer bounds must fit x's dtype."""
+    arr = d.require_array(x, "x", d.NUMERIC)
+    if lo is None and hi is None:
+        raise errors.ArgumentError("clip needs lo, hi or both", values={"lo": None, "hi": None},
+                                   fix="pass lo=... and/or hi=...")
+    info = np.finfo(arr.dtype) if arr.dtype.kind == "f" else np.iinfo(arr.dtype)
+    low = d.scalar_as(-np.inf if arr.dtype.kind == "f" else info.min, arr.dtype, "lo") if lo is None \
+        else d.scalar_as(lo, arr.dtype, "lo")
+    high = d.scalar_as(np.inf if arr.dtype.kind == "f" else info.max, arr.dtype, "hi") if hi is None \
+        else d.scalar_as(hi, arr.dtype, "hi")
+    if np.isnan(low) or np.isnan(high):
+        buf, user_out = d.prepare_out(out, arr.shape, arr.dtype)
+        buf.fill(np.nan)
+        return d.finish(buf, user_out)
+    return _elementwise("clip", _DRIVERS["clip"], arr, arr, out, (low, high), threads)
+
+
+def scale(x: Any, alpha: Any, out: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
+    """``alpha * x`` in x's dtype (integer alpha must fit an integer x; overflow wraps)."""
+    arr = d.require_array(x, "x", d.NUMERIC)
+    return _elementwise("scale", _DRIVERS["scale"], arr, arr, out, (d.scalar_as(alpha, arr.dtype, "alpha"),),
+                        threads)
+
+
+def saxpy(alpha: Any, x: Any, y: Any, out: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
+    """``alpha * x + y`` (BLAS argument order), rounded twice as NumPy does."""
+    arr = d.require_array(x, "x", d.NUMERIC)
+    other = d.require_array(y, "y", d.NUMERIC)
+    d.check_same_shape("y", other, arr)
+    return _elementwise("saxpy", _DRIVERS["saxpy"], arr, other, out, (d.scalar_as(alpha, arr.dtype, "alpha"),),
+                        threads)
+
+
+def relu(x: Any, out: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
+    """``np.maximum(x, 0)``: NaN propagates, -0.0 stays -0.0."""
+    arr = d.require_array(x, "x", d.NUMERIC)
+    return _elementwise("relu", _DRIVERS["relu"], arr, arr, out, (arr.dtype.type(0),), threads)
+
+
+def gelu(x: Any, approximate: str = "none", out: np.ndarray | None = None,
+         threads: int | None = None) -> np.ndarray:
+    """Gaussian error linear unit, ``x * Phi(x)``: ``approximate="none"`` uses erf
+    (``0.5 x (1 + erf(x / sqrt 2))``), ``"tanh"`` the tanh approximation
+    (``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``), as in PyTorch."""
+    arr = d.require_array(x, "x", d.FLOATS)
+    t = arr.dtype.type
+    if approximate == "tanh":
+        params = (t(0.5), t(1.0), t(math.sqrt(2.0 / math.pi)), t(0.044715))
+    elif approximate == "none":
+        params = (t(0.5), t(1.0), t(1.0 / math.sqrt(2.0)))
+    else:
+        raise errors.ArgumentError("approximate must be 'none' or 'tanh'", values={"approximate": repr(approximate)},
+                                   fix="pass approximate='none' (erf) or approximate='tanh'")
+    kernel = "gelu_erf" if approximate == "none" else "gelu"
+    return _elementwise(kernel, _DRIVERS[kernel], arr, arr, out, params, threads)

@@ -1,0 +1,119 @@
+"""``histogram``: NumPy's uniform-bin histogram, same edges, same edge rules, same counts.
+
+Bin indices are computed exactly as ``np.histogram`` computes them (the same dtypes, the same
+``(x - first) / width * bins`` and the same one-ulp corrections against the edges), so values
+on an edge land where NumPy puts them. Each thread counts into its own histogram; the counts
+are integers, so the merged result does not depend on the thread count.
+"""
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+
+from jitbridge import errors, jit, prange
+
+from . import _dispatch as d
+from ._dispatch import PARALLEL, SERIAL
+from ._loops import cast_like
+
+
+@jit(**SERIAL)
+def _count(x, lo, hi, edges, first, denom, counts):
+    """Add the bin counts of x[lo:hi] to ``counts``."""
+    x = x[lo:hi]
+    nbins = counts.size
+    low, high = edges[0], edges[nbins]
+    for i in range(x.size):
+        v = cast_like(x[i], low)
+        if not (v >= low and v <= high):
+            continue
+        k = int(cast_like(cast_like(v, first) - first, denom) / denom * nbins)
+        k = nbins - 1 if k == nbins else k
+        if v < edges[k]:
+            k -= 1
+        if k != nbins - 1 and v >= edges[k + 1]:
+            k += 1
+        counts[k] += 1
+
+
+@jit(**SERIAL)
+def _count_serial(x, edges, first, denom, partial):
+    _count(x, 0, x.size, edges, first, denom, partial[0])
+
+
+@jit(**PARALLEL)
+def _count_parallel(x, edges, first, denom, partial):
+    n = x.size
+    parts = partial.shape[0]
+    for p in prange(parts):
+        _count(x, p * n // parts, (p + 1) * n // parts, edges, first, denom, partial[p])
+
+
+def _outer_edges(arr: np.ndarray, range: Any) -> tuple[Any, Any]:
+    """np.histogram's range rules: given (checked), or the data's min/max, widened by 0.5
+    each way when they coincide; an empty array gets (0, 1)."""
+    if range is not None:
+        first, last = range
+        if first > last or not (np.isfinite(first) and np.isfinite(last)):
+            raise errors.ArgumentError(
+                "range must be finite with min <= max",
+                values={"range": repr(range)},
+                fix="pass range=(lo, hi) with finite lo <= hi",
+            )
+    elif arr.size == 0:
+        first, last = 0, 1
+    else:
+        first, last = arr.min(), arr.max()
+        if not (np.isfinite(first) and np.isfinite(last)):
+            raise errors.ArgumentError(
+                "autodetected range is not finite (x holds NaN or inf)",
+                values={"range": f"[{first}, {last}]"},
+                fix="pass range=(lo, hi) explicitly; NaN and values outside it are not counted",
+            )
+    if first == last:
+        first, last = first - 0.5, last + 0.5
+    return first, last
+
+
+def _width(last: Any, first: Any) -> Any:
+    """last - first as NumPy computes it: signed integers subtract as unsigned."""
+    dt = np.result_type(last, first)
+    if dt.kind == "i":
+        unsigned = np.dtype(dt.str.replace("i", "u"))
+        return np.subtract(np.asarray(last, dt), np.asarray(first, dt), casting="unsafe", dtype=unsigned)
+    return np.subtract(last, first, dtype=dt)
+
+
+def histogram(x: Any, bins: int = 10, range: tuple[float, float] | None = None,
+              threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``np.histogram(x, bins, range)`` for an integer number of uniform bins: returns
+    ``(counts, edges)``; values outside ``range`` and NaN are not counted; x is flattened."""
+    arr = d.require_array(x, "x", d.NUMERIC, min_ndim=0).ravel()
+    try:
+        nbins = operator.index(bins)
+    except TypeError:
+        nbins = 0
+    if nbins < 1:
+        raise errors.ArgumentError(
+            "bins must be a positive integer (uniform bins)",
+            values={"bins": repr(bins)},
+            fix="pass bins=N; for explicit edges use np.histogram",
+        )
+    first, last = _outer_edges(arr, range)
+    bin_type = np.result_type(first, last, arr)
+    if bin_type.kind in "iub":
+        bin_type = np.result_type(bin_type, float)
+    edges = np.linspace(first, last, nbins + 1, endpoint=True, dtype=bin_type)
+    sub_type = np.result_type(np.empty(0, bin_type), first)
+    denom = _width(last, first)
+    div_type = np.result_type(np.empty(0, sub_type), denom)
+    first_s, denom_c = sub_type.type(first), div_type.type(denom)
+    plan = d.plan("histogram", arr.size, threads, False)
+    partial = np.zeros((plan.threads if plan.parallel else 1, nbins), np.intp)
+    if arr.size:
+        x1 = np.ascontiguousarray(arr)
+        with plan.threads_set():
+            (_count_parallel if plan.parallel else _count_serial)(x1, edges, first_s, denom_c, partial)
+    return partial.sum(axis=0), edges
