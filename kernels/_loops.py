@@ -122,19 +122,13 @@ def stat_drivers(stat: Callable, width: int) -> tuple[Callable, Callable, Callab
     the 1-D ``x``; the caller combines those rows in order.
     """
 
-    @jit(**SERIAL)
-    def serial_rows(x2, y2, zero, out):
-        for r in range(x2.shape[0]):
+    def rows(x2, y2, zero, out):
+        for r in prange(x2.shape[0]):  # prange is range where parallel=False
             t = stat(x2[r], y2[r], zero)
             for k in range(width):
                 out[r, k] = t[k]
 
-    @jit(**PARALLEL)
-    def parallel_rows(x2, y2, zero, out):
-        for r in prange(x2.shape[0]):
-            t = stat(x2[r], y2[r], zero)
-            for k in range(width):
-                out[r, k] = t[k]
+    serial_rows, parallel_rows = jit(**SERIAL)(rows), jit(**PARALLEL)(rows)
 
     @jit(**PARALLEL)
     def blocks(x, y, zero, block, out):
