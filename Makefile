@@ -11,7 +11,8 @@ $(PY):
 
 demo: $(PY)
 	$(PY) -m pip install --quiet -e .
-	$(PY) benchmarks/demo.py
+	$(PY) -m jitbridge compile jitbridge.kernels
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/demo.py
 
 test: $(PY)
 	$(PY) -m pip install --quiet -e ".[dev]"

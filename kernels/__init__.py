@@ -6,6 +6,7 @@ serial or multi-threaded compiled code by size (``threads=`` overrides), and whe
 ``deterministic=True`` (or ``JITBRIDGE_DETERMINISTIC=1``) makes the result the same bits for
 any thread count. docs/kernels.md has the semantics and the measured speed of each.
 """
+from ._prebuild import items as __jitbridge_prebuild__
 from .elementwise import clip, gelu, relu, saxpy, scale
 from .histogram import histogram
 from .normalization import layernorm, logsumexp, normalize

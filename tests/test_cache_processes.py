@@ -261,3 +261,17 @@ def test_compile_cli_errors_are_messages_not_tracebacks(tmp_path, cache_dir):
     (tmp_path / "not-a-bundle.jbb").write_bytes(b"hello")
     bad = _cli("cache", "import", str(tmp_path / "not-a-bundle.jbb"), cwd=tmp_path)
     assert bad.returncode == 2 and "cannot read the bundle" in bad.stderr
+
+
+def test_compile_prebuilds_the_kernel_library(tmp_path, cache_dir):
+    """`make demo`'s path: the library's prebuild hook, then a process that compiles nothing."""
+    built = _cli("compile", "jitbridge.kernels", "--jobs", "2", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    used = run_json("""
+import json, numpy as np, jitbridge as jb
+from jitbridge import kernels as K
+x = np.linspace(-1, 1, 1000)
+K.softmax(x, threads=1); K.layernorm(x.reshape(10, 100), threads=2); K.sum_sq(x, threads=1, deterministic=True)
+print(json.dumps({"stats": jb.stats()}))
+""", cwd=tmp_path)
+    assert total(used["stats"], "compiles") == 0 and total(used["stats"], "cache_hits") >= 3

@@ -38,18 +38,23 @@ def compile_paths(
     except errors.JitBridgeError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    items = list(dict.fromkeys(prebuild.declared_items(modules)))
+    items: list = list(dict.fromkeys(prebuild.declared_items(modules)))
+    items.extend(prebuild.hook_items(modules))
     if manifest is not None:
         items.extend(i for i in prebuild.manifest_items(manifest) if i not in items)
     typer.echo(f"{len(modules)} module(s), {len(items)} specialization(s) to build into {config.settings.cache_dir}")
     failures = _run(items, min(jobs, max(len(items), 1)))
     for item, message in failures:
-        typer.echo(f"failed: {item[0]}.{item[1]}: {message}", err=True)
+        typer.echo(f"failed: {_label(item)}: {message}", err=True)
     if failures:
         raise typer.Exit(1)
 
 
-def _run(items: list[prebuild.Item], jobs: int) -> list[tuple[prebuild.Item, str]]:
+def _label(item: object) -> str:
+    return f"{item[0]}.{item[1]}" if isinstance(item, tuple) else repr(item)
+
+
+def _run(items: list, jobs: int) -> list[tuple[prebuild.Item, str]]:
     failures = []
     with typer.progressbar(length=len(items), label="compiling", file=sys.stderr) as bar:
         if jobs == 1:

@@ -12,7 +12,7 @@ import pkgutil
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from numba.core import types
 
@@ -61,6 +61,15 @@ def declared_items(modules: list[ModuleType]) -> Iterator[Item]:
                         yield (module.__name__, obj.__qualname__, variant, argtypes)
 
 
+def hook_items(modules: list[ModuleType]) -> Iterator[Callable[[], Any]]:
+    """Work a module asks for itself: ``__jitbridge_prebuild__()`` returns zero-argument,
+    picklable callables (for a library whose kernels are made by factories, say)."""
+    for module in modules:
+        hook = getattr(module, "__jitbridge_prebuild__", None)
+        if callable(hook):
+            yield from hook()
+
+
 def manifest_items(path: Path) -> Iterator[Item]:
     for entry in record.read(path):
         yield (entry["module"], entry["qualname"], entry["variant"], tuple(entry["args"]))
@@ -73,8 +82,11 @@ def _resolve(module: str, qualname: str) -> Any:
     return obj
 
 
-def compile_item(item: Item) -> str:
+def compile_item(item: Item | Callable[[], Any]) -> str:
     """Compile one item into the cache; returns a one-line description."""
+    if callable(item):
+        item()
+        return repr(item)
     module, qualname, variant, argtypes = item
     obj = _resolve(module, qualname)
     if isinstance(obj, Kernel):
