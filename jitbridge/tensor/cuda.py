@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import errors
-from .handle import normalize, tensor_error
+from .handle import LiveArrayAttributes, normalize, tensor_error
 
 
 class DeviceHandle(NamedTuple):
@@ -41,7 +41,7 @@ def _cuda() -> Any:
     return cuda
 
 
-class DeviceTensor:
+class DeviceTensor(LiveArrayAttributes):
     """A tensor in GPU memory; the creating process owns it, others attach by IPC handle.
 
     Consumers see it through ``__cuda_array_interface__`` (CuPy, PyTorch, numba.cuda kernels).
@@ -100,14 +100,6 @@ class DeviceTensor:
     def handle(self) -> DeviceHandle:
         array = self._live()
         return DeviceHandle(array.get_ipc_handle(), array.shape, array.dtype.str, os.getpid())
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self._live().shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._live().dtype
 
     @property
     def owned(self) -> bool:

@@ -144,3 +144,17 @@ def check_window(handle: TensorHandle, dtype: np.dtype, segment_size: int) -> No
             needs_bytes=f"[{low}, {high})",
             segment_bytes=segment_size,
         )
+
+
+class LiveArrayAttributes:
+    """``shape``, ``dtype``, ``strides``, ``ndim``, ``size``, ``nbytes`` read through
+    ``self._live()``, which returns the backing array or raises once the tensor is closed."""
+
+    __slots__ = ()
+
+    shape = property(lambda self: self._live().shape, doc="The array's shape.")
+    dtype = property(lambda self: self._live().dtype, doc="The array's NumPy dtype.")
+    strides = property(lambda self: self._live().strides, doc="Byte strides per dimension.")
+    ndim = property(lambda self: self._live().ndim, doc="Number of dimensions.")
+    size = property(lambda self: self._live().size, doc="Number of elements.")
+    nbytes = property(lambda self: self._live().nbytes, doc="Bytes the elements span.")

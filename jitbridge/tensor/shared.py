@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import cuda, segment
-from .handle import TensorHandle, check_window, dtype_to_str, normalize, tensor_error, validate
+from .handle import LiveArrayAttributes, TensorHandle, check_window, dtype_to_str, normalize, tensor_error, validate
 
 DEVICES = ("cpu", "cuda")
 
@@ -28,7 +28,7 @@ def _is_basic_index(key: Any) -> bool:
     )
 
 
-class SharedTensor:
+class SharedTensor(LiveArrayAttributes):
     """An n-d array whose bytes live in a POSIX shared-memory segment (or a mapped file).
 
     Create with :meth:`empty`, :meth:`zeros` or :meth:`from_array`; send :attr:`handle` to
@@ -179,30 +179,6 @@ class SharedTensor:
         return f"<SharedTensor {self._segment.name} shape={self._array.shape} dtype={self._array.dtype}>"
 
     # -- array protocol ---------------------------------------------------------------------
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self._live().shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._live().dtype
-
-    @property
-    def strides(self) -> tuple[int, ...]:
-        return self._live().strides
-
-    @property
-    def ndim(self) -> int:
-        return self._live().ndim
-
-    @property
-    def size(self) -> int:
-        return self._live().size
-
-    @property
-    def nbytes(self) -> int:
-        return self._live().nbytes
 
     @property
     def __array_interface__(self) -> dict:
