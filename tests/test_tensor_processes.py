@@ -225,3 +225,13 @@ def test_reclaim_is_cheap_when_nothing_is_dead():
     for t in tensors:
         t.close()
     assert sorted(runs)[len(runs) // 2] < 1e-3
+
+
+def test_the_next_jitbridge_process_reclaims_a_killed_owners_segments():
+    names = start_owner_and_kill_it()
+    subprocess.run([sys.executable, "-c", "import jitbridge"], check=True, capture_output=True, timeout=120)
+    assert not any(shm_exists(n) for n in names)
+    more = start_owner_and_kill_it(1)
+    result = subprocess.run([sys.executable, "-m", "jitbridge", "tensor", "gc"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and not shm_exists(more[0])
