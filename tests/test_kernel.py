@@ -186,3 +186,23 @@ def test_boundscheck_turns_out_of_range_access_into_index_error():
             out[i] = x[i + 1]
     with pytest.raises(IndexError):
         shifted_by_setting[4](np.ones(4), np.zeros(4))
+
+
+def test_declared_any_layout_signature_serves_contiguous_launches(monkeypatch):
+    from jitbridge.frontend.dispatcher import Dispatcher
+
+    @jb.kernel(signatures=["float64, float64[:], float64[:]"])
+    def axpy_any(i, a, x, out):
+        out[i] = a * x[i] + out[i]
+
+    calls = []
+    original = Dispatcher._reuse
+    monkeypatch.setattr(Dispatcher, "_reuse", lambda self, argtypes: calls.append(1) or original(self, argtypes))
+    jb.reset_stats()
+    out = np.zeros(4)
+    for _ in range(3):
+        axpy_any[4](2.0, np.ones(4), out)
+    assert out.tolist() == [6.0] * 4
+    assert jb.stats()[axpy_any.jb_name]["compiles"] == 1
+    assert [str(s[1]) for s in axpy_any.signatures] == ["array(float64, 1d, A)"]
+    assert len(calls) == 1, "after the first launch numba's C dispatch finds the entry itself"

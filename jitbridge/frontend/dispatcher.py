@@ -151,13 +151,23 @@ class Dispatcher(CPUDispatcher):
 
     def _reuse(self, argtypes: list[Any]) -> Any:
         """An ahead-of-time signature (declared or prebuilt) these arguments convert to safely,
-        so a prebuilt any-layout kernel serves contiguous arrays instead of compiling again."""
+        so a prebuilt any-layout kernel serves contiguous arrays instead of compiling again. It
+        is loaded (from the cache) on first use, then entered in numba's C dispatch table under
+        these argument types, so later calls with them never come back here."""
+        best, best_cost = None, None
         for sig in self.jb_reusable:
+            if len(sig) != len(argtypes):
+                continue
             conversions = [self.typingctx.can_convert(a, f) for a, f in zip(argtypes, sig)]
-            if len(sig) == len(argtypes) and all(c is not None and c <= Conversion.safe for c in conversions):
-                self.typingctx.install_possible_conversions(argtypes, sig)
-                return self.overloads[sig].entry_point
-        return None
+            if all(c is not None and c <= Conversion.safe for c in conversions):
+                cost = sum(int(c) for c in conversions)
+                if best_cost is None or cost < best_cost:
+                    best, best_cost = sig, cost
+        if best is None:
+            return None
+        entry_point = self.compile(best)
+        self._insert([a._code for a in argtypes], entry_point, False)
+        return entry_point
 
     def _explain_matching_error(self, *args: Any, **kws: Any) -> None:
         """numba's callback when compiling is off (eager signatures) and nothing matches."""

@@ -66,6 +66,8 @@ class Kernel:
                 fn, targetoptions={**self._options, "parallel": parallel}, jb_cache=self._cache,
                 jb_name=self.jb_name, jb_owner=self, jb_variant="parallel" if parallel else "serial",
                 jb_fingerprint=lambda: deps.fingerprint(self.py_func, extra=launch_text))
+            found.jb_reusable.update((types.intp,) * self.ndim + self.parse_signature(text)
+                                     for text in self.declared_signatures)
         return found
 
     def __getitem__(self, dims: Any) -> Callable[..., None]:
