@@ -206,3 +206,23 @@ def test_declared_any_layout_signature_serves_contiguous_launches(monkeypatch):
     assert jb.stats()[axpy_any.jb_name]["compiles"] == 1
     assert [str(s[1]) for s in axpy_any.signatures] == ["array(float64, 1d, A)"]
     assert len(calls) == 1, "after the first launch numba's C dispatch finds the entry itself"
+
+
+def test_short_outer_dimension_parallelizes_the_inner_one():
+    from jitbridge.targets import cpu
+
+    @jb.kernel
+    def rowscale(i, j, w, m, out):
+        out[i, j] = w[i] * m[i, j]
+
+    m = np.random.default_rng(3).random((2, 100_000))
+    w, out = np.array([2.0, -1.0]), np.zeros_like(m)
+    rowscale[m.shape](w, m, out)
+    np.testing.assert_array_equal(out, w[:, None] * m)
+    assert set(rowscale._launchers) == {"parallel-inner"}
+    assert cpu.choose_variant((100_000, 2), 200_000) == "parallel"
+    assert cpu.choose_variant((2, 3), 6) == "serial"
+    tall = np.random.default_rng(4).random((100_000, 2))
+    out2 = np.zeros_like(tall)
+    rowscale[tall.shape](np.ones(100_000), tall, out2)
+    np.testing.assert_array_equal(out2, tall)

@@ -21,7 +21,7 @@ _ndarray = np.ndarray
 
 
 class Kernel:
-    """One kernel source; compiled per (target, serial|parallel, argument types) on demand."""
+    """One kernel source; compiled per (target, launch variant, argument types) on demand."""
 
     jb_kind = "kernel"
 
@@ -50,21 +50,22 @@ class Kernel:
         self._cache = cache
         self._body = Dispatcher(py_func, targetoptions={**self._options, "inline": "always"},
                                 jb_name=self.jb_name, jb_owner=self)
-        self._launchers: dict[bool, Dispatcher] = {}
+        self._launchers: dict[str, Dispatcher] = {}
         self.declared_signatures = tuple(signatures or ())
 
     def __repr__(self) -> str:
         return f"<jitbridge kernel {self.jb_name} ndim={self.ndim}>"
 
-    def _launcher(self, parallel: bool) -> Dispatcher:
-        found = self._launchers.get(parallel)
+    def _launcher(self, variant: str) -> Dispatcher:
+        found = self._launchers.get(variant)
         if found is None:
-            fn = cpu.launcher_function(self._body, self.ndim, len(self.arg_names), parallel,
-                                       self.py_func.__module__, self.py_func.__qualname__)
-            launch_text = cpu.launcher_source(self.ndim, len(self.arg_names), parallel) + repr(self._options)
-            found = self._launchers[parallel] = Dispatcher(
-                fn, targetoptions={**self._options, "parallel": parallel}, jb_cache=self._cache,
-                jb_name=self.jb_name, jb_owner=self, jb_variant="parallel" if parallel else "serial",
+            nargs = len(self.arg_names)
+            fn = cpu.launcher_function(self._body, self.ndim, nargs, variant, self.py_func.__module__,
+                                       self.py_func.__qualname__)
+            launch_text = cpu.launcher_source(self.ndim, nargs, variant) + repr(self._options)
+            found = self._launchers[variant] = Dispatcher(
+                fn, targetoptions={**self._options, "parallel": variant != "serial"}, jb_cache=self._cache,
+                jb_name=self.jb_name, jb_owner=self, jb_variant=variant,
                 jb_fingerprint=lambda: deps.fingerprint(self.py_func, extra=launch_text))
             found.jb_reusable.update((types.intp,) * self.ndim + self.parse_signature(text)
                                      for text in self.declared_signatures)
@@ -96,7 +97,7 @@ class Kernel:
         else:
             total = math.prod(dims)
             if total:
-                self._launcher(total >= config.settings.serial_threshold)(*dims, *args)
+                self._launcher(cpu.choose_variant(dims, total))(*dims, *args)
         telemetry.count(self.jb_name, "calls")
 
     def _check_dims(self, dims: Any) -> tuple[int, ...]:
@@ -124,14 +125,19 @@ class Kernel:
     def _index_names(self) -> list[str]:
         return list(inspect.signature(self.py_func).parameters)[: self.ndim]
 
-    def compile(self, argtypes: Any, parallel: bool | None = None) -> None:
+    def compile(self, argtypes: Any, parallel: bool | None = None, *, variant: str | None = None) -> None:
         """Compile ahead of time for ``argtypes`` (a numba type tuple or a string like
-        ``"float64, float64[:]"``), both launch variants unless ``parallel`` picks one."""
+        ``"float64, float64[:]"``): the serial and the parallel launch variant, or the one that
+        ``parallel`` (or a ``variant`` name from ``targets.cpu.VARIANTS``) picks."""
         if isinstance(argtypes, str):
             argtypes = self.parse_signature(argtypes)
         sig = (types.intp,) * self.ndim + tuple(argtypes)
-        for variant in ((False, True) if parallel is None else (parallel,)):
-            launcher = self._launcher(variant)
+        if variant is None:
+            variants = ("serial", "parallel") if parallel is None else ("parallel" if parallel else "serial",)
+        else:
+            variants = (variant,)
+        for name in variants:
+            launcher = self._launcher(name)
             try:
                 launcher.compile(sig)
                 launcher.jb_reusable.add(sig)
@@ -167,10 +173,10 @@ class Kernel:
         return found
 
     def inspect_asm(self, parallel: bool = False) -> dict[Any, str]:
-        return self._launcher(parallel).inspect_asm()
+        return self._launcher("parallel" if parallel else "serial").inspect_asm()
 
     def inspect_llvm(self, parallel: bool = False) -> dict[Any, str]:
-        return self._launcher(parallel).inspect_llvm()
+        return self._launcher("parallel" if parallel else "serial").inspect_llvm()
 
 
 def _use_cuda(target: str) -> bool:

@@ -35,24 +35,39 @@ def is_available() -> bool:
     return True
 
 
-def launcher_source(ndim: int, nargs: int, parallel: bool) -> str:
+# Launch variants: which loop of the nest is the ``prange`` (None: all serial).
+VARIANTS = {"serial": None, "parallel": 0, "parallel-inner": 1}
+# An outer dimension shorter than this cannot keep every thread busy; a longer inner one can.
+_OUTER_MIN = 4 * numba.config.NUMBA_NUM_THREADS
+
+
+def choose_variant(dims: tuple[int, ...], total: int) -> str:
+    """Serial below the threshold (thread wake-up costs more than it saves); otherwise split
+    the outer dimension, or the second one when the outer is too short to share out."""
+    if total < config.settings.serial_threshold:
+        return "serial"
+    if len(dims) > 1 and dims[0] < _OUTER_MIN <= dims[1]:
+        return "parallel-inner"
+    return "parallel"
+
+
+def launcher_source(ndim: int, nargs: int, variant: str) -> str:
     """Python source of the launch loop nest; the same text for every kernel of this shape."""
     dims = [f"n{d}" for d in range(ndim)]
     index = [f"i{d}" for d in range(ndim)]
     args = [f"a{k}" for k in range(nargs)]
     lines = [f"def launch({', '.join(dims + args)}):"]
     for d in range(ndim):
-        loop = "prange" if parallel and d == 0 else "range"
+        loop = "prange" if VARIANTS[variant] == d else "range"
         lines.append("    " * (d + 1) + f"for {index[d]} in {loop}({dims[d]}):")
     lines.append("    " * (ndim + 1) + f"body({', '.join(index + args)})")
     return "\n".join(lines) + "\n"
 
 
-def launcher_function(body: Any, ndim: int, nargs: int, parallel: bool, module: str, qualname: str) -> types.FunctionType:
+def launcher_function(body: Any, ndim: int, nargs: int, variant: str, module: str, qualname: str) -> types.FunctionType:
     """Build the launch loop around ``body`` (a jitted, always-inlined dispatcher)."""
-    variant = "parallel" if parallel else "serial"
     namespace: dict[str, Any] = {"prange": numba.prange, "body": body, "__name__": module}
-    code = compile(launcher_source(ndim, nargs, parallel), f"<jitbridge-launch {qualname} {variant}>", "exec")
+    code = compile(launcher_source(ndim, nargs, variant), f"<jitbridge-launch {qualname} {variant}>", "exec")
     exec(code, namespace)
     fn = namespace["launch"]
     fn.__qualname__ = f"{qualname}.<launch:{variant}>"
