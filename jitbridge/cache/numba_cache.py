@@ -144,8 +144,7 @@ class ContentCache:
                 "created": time.time()}
         store.write(self.key(sig, cres.codegen), meta, serialize.dumps(cres._reduce()))
         self._remember(store, sig, cres)
-        if store.total_bytes() > config.settings.cache_max_bytes:
-            store.prune(config.settings.cache_max_bytes)
+        store.prune(config.settings.cache_max_bytes)  # one scan; removes nothing while under the bound
 
     def flush(self) -> None:
         """Numba calls this on ``recompile()``; entries are content-addressed, so nothing is stale."""

@@ -147,7 +147,7 @@ class Dispatcher(CPUDispatcher):
             return super()._compile_for_args(*args, **kws)
         except nb_errors.TypingError as exc:
             shown = args[self.jb_owner.ndim:] if self.jb_variant else args
-            raise self.translate(exc, [_typeof_or_none(self, a) for a in shown]) from exc
+            raise self.translate(exc, [_typeof_or_unknown(self, a) for a in shown]) from exc
 
     def _reuse(self, argtypes: list[Any]) -> Any:
         """An ahead-of-time signature (declared or prebuilt) these arguments convert to safely,
@@ -198,7 +198,7 @@ def _tensor_twin(actual: Any, declared: Any) -> Any:
     return declared
 
 
-def _typeof_or_none(dispatcher: Dispatcher, value: Any) -> Any:
+def _typeof_or_unknown(dispatcher: Dispatcher, value: Any) -> Any:
     try:
         return dispatcher.typeof_pyval(value)
     except Exception:

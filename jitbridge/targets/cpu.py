@@ -11,9 +11,6 @@ import numba
 
 from .. import config
 
-NAME = "cpu"
-
-
 _threads_set = False
 
 
@@ -29,10 +26,6 @@ def apply_thread_setting(settings: config.Settings) -> None:
     elif _threads_set:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
         _threads_set = False
-
-
-def is_available() -> bool:
-    return True
 
 
 # Launch variants: which loop of the nest is the ``prange`` (None: all serial).

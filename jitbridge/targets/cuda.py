@@ -8,7 +8,6 @@ from typing import Any
 
 from .. import errors
 
-NAME = "cuda"
 _THREADS = 256
 
 
