@@ -12,7 +12,9 @@ float64). Times are the minimum over rounds: this machine is shared, and the min
 the code can do.
 
 ``python benchmarks/bench_kernels.py crossover`` measures, per kernel, the smallest size at
-which 2 threads beat 1 (the table behind ``kernels/_dispatch.CROSSOVER``).
+which 2 threads beat 1 (the table behind ``kernels/_dispatch.CROSSOVER``);
+``python benchmarks/bench_kernels.py stream`` times ``scale`` with and without streaming
+stores per size (the table behind ``kernels/_dispatch.STREAM_BYTES``).
 """
 from __future__ import annotations
 
@@ -236,5 +238,22 @@ def _crossover_table() -> None:
         print(f"{name}: {crossover(name, make)}", flush=True)
 
 
+def _stream_table() -> None:
+    from jitbridge.kernels import _dispatch
+
+    for exponent in range(14, 25):
+        x = np.random.default_rng(0).standard_normal(1 << exponent)
+        out = np.empty_like(x)
+        times = []
+        for limit in (1 << 62, 0):
+            _dispatch.STREAM_BYTES = limit
+            K.scale(x, 3.0, out=out)
+            times.append(min(_timed(lambda: K.scale(x, 3.0, out=out)) for _ in range(max(5, (1 << 26) >> exponent))))
+        print(f"{x.nbytes / 2**20:7.2f} MiB in + out each: ordinary stores {times[0] * 1e6:8.1f} us, "
+              f"streaming {times[1] * 1e6:8.1f} us, streaming faster by {times[0] / times[1]:.2f}x", flush=True)
+
+
 if __name__ == "__main__" and sys.argv[1:] == ["crossover"]:
     _crossover_table()
+if __name__ == "__main__" and sys.argv[1:] == ["stream"]:
+    _stream_table()

@@ -36,6 +36,12 @@ CROSSOVER = {
     "relu": 1 << 16, "cumsum": 1 << 17, "rolling_sum": 1 << 13, "histogram": 1 << 12,
 }
 
+# Element-wise outputs are written with streaming (non-temporal) stores once the arrays a
+# call touches pass this size, about the last-level cache here: below it ordinary stores
+# win (2x at 8 MiB, the output stays in cache), above it streaming wins 1.35-1.6x
+# (``benchmarks/bench_kernels.py stream``; docs/kernels.md).
+STREAM_BYTES = 32 << 20
+
 SERIAL = {"error_model": "numpy", "nogil": True, "cache": True}
 PARALLEL = {"error_model": "numpy", "nogil": True, "parallel": True, "cache": True}
 # Sums may be reordered (vectorized, several accumulators); never in code that inlines
@@ -194,6 +200,12 @@ def plan(kernel: str, size: int, threads: int | None, deterministic: bool | None
     if threads is None:
         return Plan(parallel=big and count > 1, threads=count, deterministic=False)
     return Plan(parallel=count > 1, threads=count, deterministic=False)
+
+
+def streams(*arrays: np.ndarray) -> bool:
+    """Whether a pass over these arrays (each counted once) should use streaming stores."""
+    seen = {id(a): a.nbytes for a in arrays}
+    return sum(seen.values()) >= STREAM_BYTES
 
 
 def nblocks(n: int, block: int) -> int:

@@ -165,48 +165,49 @@ def transform_drivers(stat: Callable, coef: Callable, apply: Callable) -> tuple[
     """(serial_rows, parallel_rows, apply_blocks) for "statistic, then rewrite the row".
 
     A row runs ``stat`` over it, ``coef(stat, n, params) -> (a, b)`` turns that into two
-    coefficients, and ``apply(x, out, lo, hi, a, b, params)`` writes ``out[lo:hi]``. A long 1-D
-    input instead gets its statistic from ``stat_drivers(stat).blocks`` and is rewritten by
-    ``apply_blocks(x, out, a, b, params, block)`` on all threads.
+    coefficients, and ``apply(x, out, lo, hi, a, b, params, stream)`` writes ``out[lo:hi]``
+    (with streaming stores when ``stream``; see ``_stream``). A long 1-D input instead gets its
+    statistic from ``stat_drivers(stat).blocks`` and is rewritten by
+    ``apply_blocks(x, out, a, b, params, block, stream)`` on all threads.
     """
 
     @jit(**SERIAL)
-    def row(x, out, zero, params):
+    def row(x, out, zero, params, stream):
         a, b = coef(stat(x, x, zero), x.size, params)
-        apply(x, out, 0, x.size, a, b, params)
+        apply(x, out, 0, x.size, a, b, params, stream)
 
     @jit(**SERIAL)
-    def serial_rows(x2, out2, zero, params):
+    def serial_rows(x2, out2, zero, params, stream):
         for r in range(x2.shape[0]):
-            row(x2[r], out2[r], zero, params)
+            row(x2[r], out2[r], zero, params, stream)
 
     @jit(**PARALLEL)
-    def parallel_rows(x2, out2, zero, params):
+    def parallel_rows(x2, out2, zero, params, stream):
         for r in prange(x2.shape[0]):
-            row(x2[r], out2[r], zero, params)
+            row(x2[r], out2[r], zero, params, stream)
 
     @jit(**PARALLEL)
-    def apply_blocks(x, out, a, b, params, block):
+    def apply_blocks(x, out, a, b, params, block, stream):
         n = x.size
         for k in prange((n + block - 1) // block):
-            apply(x, out, k * block, min(k * block + block, n), a, b, params)
+            apply(x, out, k * block, min(k * block + block, n), a, b, params, stream)
 
     return serial_rows, parallel_rows, apply_blocks
 
 
 def map_drivers(apply: Callable) -> tuple[Callable, Callable]:
     """(serial, parallel) element-wise drivers over flat arrays:
-    ``apply(x, y, out, lo, hi, params)`` writes ``out[lo:hi]``; the parallel one hands each
-    thread whole blocks of ``block`` elements."""
+    ``apply(x, y, out, lo, hi, params, stream)`` writes ``out[lo:hi]`` (with streaming stores
+    when ``stream``); the parallel one hands each thread whole blocks of ``block`` elements."""
 
     @jit(**SERIAL)
-    def serial(x, y, out, params, block):
-        apply(x, y, out, 0, x.size, params)
+    def serial(x, y, out, params, block, stream):
+        apply(x, y, out, 0, x.size, params, stream)
 
     @jit(**PARALLEL)
-    def parallel(x, y, out, params, block):
+    def parallel(x, y, out, params, block, stream):
         n = x.size
         for k in prange((n + block - 1) // block):
-            apply(x, y, out, k * block, min(k * block + block, n), params)
+            apply(x, y, out, k * block, min(k * block + block, n), params, stream)
 
     return serial, parallel

@@ -18,45 +18,48 @@ from jitbridge import math as jm
 from . import _dispatch as d
 from ._dispatch import SERIAL
 from ._loops import map_drivers
+from ._stream import streaming
+
+
+def _clip_ir(a, x, y, low, high):
+    """NumPy's order and NaN rules, as in every op here: a comparison with NaN is false, so
+    a NaN x is kept; saxpy rounds the product and the sum separately."""
+    v = a.select(a.less(x, low), low, x)
+    return a.select(a.less(high, v), high, v)
+
+
+def _relu_ir(a, x, y, zero, unused):
+    return a.select(a.less(x, zero), zero, x)
+
+
+_clip_op = streaming(_clip_ir)
+_scale_op = streaming(lambda a, x, y, alpha, unused: a.mul(alpha, x))
+_saxpy_op = streaming(lambda a, x, y, alpha, unused: a.add(a.mul(alpha, x), y))
+_relu_op = streaming(_relu_ir)
 
 
 @jit(**SERIAL)
-def _clip(x, y, out, lo, hi, params):
-    x, y, out = x[lo:hi], y[lo:hi], out[lo:hi]
-    low, high = params
-    for i in range(x.size):
-        v = x[i]
-        v = low if v < low else v
-        out[i] = high if v > high else v
+def _clip(x, y, out, lo, hi, params, stream):
+    _clip_op(x[lo:hi], y[lo:hi], out[lo:hi], params[0], params[1], stream)
 
 
 @jit(**SERIAL)
-def _scale(x, y, out, lo, hi, params):
-    x, y, out = x[lo:hi], y[lo:hi], out[lo:hi]
-    alpha = params[0]
-    for i in range(x.size):
-        out[i] = alpha * x[i]
+def _scale(x, y, out, lo, hi, params, stream):
+    _scale_op(x[lo:hi], y[lo:hi], out[lo:hi], params[0], params[0], stream)
 
 
 @jit(**SERIAL)
-def _saxpy(x, y, out, lo, hi, params):
-    x, y, out = x[lo:hi], y[lo:hi], out[lo:hi]
-    alpha = params[0]
-    for i in range(x.size):
-        out[i] = alpha * x[i] + y[i]
+def _saxpy(x, y, out, lo, hi, params, stream):
+    _saxpy_op(x[lo:hi], y[lo:hi], out[lo:hi], params[0], params[0], stream)
 
 
 @jit(**SERIAL)
-def _relu(x, y, out, lo, hi, params):
-    x, y, out = x[lo:hi], y[lo:hi], out[lo:hi]
-    zero = params[0]
-    for i in range(x.size):
-        v = x[i]
-        out[i] = zero if v < zero else v  # NaN stays NaN, as np.maximum(x, 0)
+def _relu(x, y, out, lo, hi, params, stream):
+    _relu_op(x[lo:hi], y[lo:hi], out[lo:hi], params[0], params[0], stream)
 
 
 @jit(**SERIAL)
-def _gelu_tanh(x, y, out, lo, hi, params):
+def _gelu_tanh(x, y, out, lo, hi, params, stream):  # compute-bound: plain stores
     x, y, out = x[lo:hi], y[lo:hi], out[lo:hi]
     half, one, c1, c3 = params
     for i in range(x.size):
@@ -65,7 +68,7 @@ def _gelu_tanh(x, y, out, lo, hi, params):
 
 
 @jit(**SERIAL)
-def _gelu_erf(x, y, out, lo, hi, params):
+def _gelu_erf(x, y, out, lo, hi, params, stream):
     x, y, out = x[lo:hi], y[lo:hi], out[lo:hi]
     half, one, inv_sqrt2 = params
     for i in range(x.size):
@@ -88,7 +91,8 @@ def _elementwise(kernel: str, drivers: tuple[Callable, Callable], arr: np.ndarra
         serial, parallel = drivers
         plan = d.plan(kernel, x.size, threads, False)
         with plan.threads_set():
-            (parallel if plan.parallel else serial)(x, y, buf.reshape(-1), params, plan.block(x.size))
+            (parallel if plan.parallel else serial)(x, y, buf.reshape(-1), params, plan.block(x.size),
+                                                    d.streams(x, y, buf))
     return d.finish(buf, user_out)
 
 

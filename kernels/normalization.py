@@ -19,6 +19,7 @@ from ._dispatch import SERIAL
 from ._loops import (
     CHUNK, cast_like, chunk_max, chunk_sum, combine_moments, combine_sums, stat_drivers, transform_drivers,
 )
+from ._stream import streaming
 from .reductions import moments_stat, reduce_rows, sum_sq_stat
 
 
@@ -66,11 +67,13 @@ def _norm_coef(t, n, params):
     return params[0], cast_like(1.0 / np.sqrt(t[0]), params[0])
 
 
+_scale_op = streaming(lambda a, x, y, inv, unused: a.mul(x, inv))
+_center_scale_op = streaming(lambda a, x, y, mean, rstd: a.mul(a.sub(x, mean), rstd))
+
+
 @jit(**SERIAL)
-def _scale_apply(x, out, lo, hi, unused, inv, params):
-    x, out = x[lo:hi], out[lo:hi]
-    for i in range(x.size):
-        out[i] = x[i] * inv
+def _scale_apply(x, out, lo, hi, unused, inv, params, stream):
+    _scale_op(x[lo:hi], x[lo:hi], out[lo:hi], inv, inv, stream)
 
 
 @jit(**SERIAL)
@@ -79,10 +82,13 @@ def _layernorm_coef(t, n, params):
 
 
 @jit(**SERIAL)
-def _layernorm_apply(x, out, lo, hi, mean, rstd, params):
+def _layernorm_apply(x, out, lo, hi, mean, rstd, params, stream):
     x, out = x[lo:hi], out[lo:hi]
     weight, bias = params[2][lo:hi], params[3][lo:hi]  # empty when not given
     scaled, shifted = weight.size > 0, bias.size > 0  # tests LLVM hoists out of the loop
+    if not (scaled or shifted):
+        _center_scale_op(x, x, out, mean, rstd, stream)
+        return
     for i in range(x.size):
         v = (x[i] - mean) * rstd
         if scaled:
@@ -110,6 +116,7 @@ def _transform(kernel: str, stats: tuple[Callable, ...], drivers: tuple[Callable
         return d.finish(buf, user_out)
     serial_rows, parallel_rows, apply_blocks = drivers
     zero = np.float64(0)
+    stream = d.streams(x2, out2)
     plan = d.plan(kernel, arr.size, threads, deterministic)
     if x2.shape[0] == 1 and plan.parallel:
         block = plan.block(x2.shape[1])
@@ -117,12 +124,12 @@ def _transform(kernel: str, stats: tuple[Callable, ...], drivers: tuple[Callable
         with plan.threads_set():
             stats[2](x2[0], x2[0], zero, block, partials)
             a, b = coef(combine(partials, x2[0], block), x2.shape[1], params)
-            apply_blocks(x2[0], out2[0], a, b, params, block)
+            apply_blocks(x2[0], out2[0], a, b, params, block, stream)
     elif plan.parallel:
         with plan.threads_set():
-            parallel_rows(x2, out2, zero, params)
+            parallel_rows(x2, out2, zero, params, stream)
     else:
-        serial_rows(x2, out2, zero, params)
+        serial_rows(x2, out2, zero, params, stream)
     return d.finish(buf, user_out)
 
 
