@@ -66,3 +66,33 @@ def test_import_time_vs_numba(benchmark):
     benchmark.pedantic(both, rounds=1, iterations=1)
     RESULTS["import jitbridge / import numba (target <= 1.2)"] = (
         RESULTS["import jitbridge (s)"] / RESULTS["import numba (s)"])
+
+
+SMALL = np.random.default_rng(0).standard_normal(1000)
+SMALL_OUT = np.empty_like(SMALL)
+
+
+@pytest.mark.benchmark(group="library-call")
+@pytest.mark.parametrize("name", ["sum_sq", "scale", "softmax"])
+def test_library_call_on_1000_elements(benchmark, record_median, name):
+    """What a kernel-library call costs where the arithmetic is nothing: argument checks,
+    the serial/threaded choice and numba's dispatch, against the NumPy equivalent."""
+    import jitbridge.kernels as K
+
+    ours = {"sum_sq": lambda: K.sum_sq(SMALL), "scale": lambda: K.scale(SMALL, 2.0, out=SMALL_OUT),
+            "softmax": lambda: K.softmax(SMALL, out=SMALL_OUT)}[name]
+    theirs = {"sum_sq": lambda: np.dot(SMALL, SMALL), "scale": lambda: np.multiply(SMALL, 2.0, out=SMALL_OUT),
+              "softmax": lambda: np.divide(e := np.exp(SMALL - SMALL.max()), e.sum(), out=SMALL_OUT)}[name]
+    ours()
+    record_median(benchmark, f"K.{name}, 1000 float64 (s)", ours)
+    numpy_s = median([min(_time(theirs) for _ in range(200)) for _ in range(5)])
+    RESULTS[f"NumPy {name}, 1000 float64 (s)"] = numpy_s
+    RESULTS[f"K.{name} / NumPy, 1000 float64"] = RESULTS[f"K.{name}, 1000 float64 (s)"] / numpy_s
+
+
+def _time(fn) -> float:
+    import time
+
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from typing import Any, Iterator, Sequence
 
 import numba
@@ -90,12 +91,24 @@ def check_same_shape(name: str, arr: np.ndarray, ref: np.ndarray, ref_name: str 
 def rows(arr: np.ndarray) -> np.ndarray:
     """C-contiguous (rows, n) view (a copy only for strided input), so every kernel compiles
     once per dtype instead of once per layout."""
-    n = arr.shape[-1] if arr.ndim else 1
-    return np.ascontiguousarray(arr).reshape(int(np.prod(arr.shape[:-1])), n)
+    if not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr)
+    if arr.ndim == 2:
+        return arr
+    return arr.reshape(math.prod(arr.shape[:-1]), arr.shape[-1] if arr.ndim else 1)
+
+
+def flat(arr: np.ndarray) -> np.ndarray:
+    """C-contiguous 1-D view of all elements (a copy only for strided input)."""
+    if arr.ndim == 1 and arr.flags.c_contiguous:
+        return arr
+    return rows(arr).reshape(-1)
 
 
 def scalar_as(value: Any, dtype: np.dtype, name: str) -> Any:
     """A scalar argument in ``dtype``: floats round to it, integers must fit exactly."""
+    if dtype.kind == "f" and type(value) in (float, int):
+        return dtype.type(value)
     arr = np.asarray(value)
     if arr.ndim == 0 and arr.dtype.kind in "biuf":
         if dtype.kind == "f":
@@ -129,9 +142,12 @@ def prepare_out(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype,
             values={"out": got, "expected": f"{dtype}{list(shape)}"},
             fix=f"allocate out = np.empty({shape}, dtype=np.{dtype})",
         )
-    if out.flags.c_contiguous and all(_independent(out, a, same_index_ok) for a in inputs):
-        return out, None
-    return np.empty(shape, dtype), out
+    if not out.flags.c_contiguous:
+        return np.empty(shape, dtype), out
+    for a in inputs:
+        if not _independent(out, a, same_index_ok):
+            return np.empty(shape, dtype), out
+    return out, None
 
 
 def _independent(out: np.ndarray, arr: np.ndarray, same_index_ok: bool) -> bool:
@@ -151,7 +167,8 @@ def finish(buffer: np.ndarray, user_out: np.ndarray | None) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """How one call runs: which compiled variant, how many threads, fixed blocks or not."""
+    """How one call runs: which compiled variant, how many threads, fixed blocks or not.
+    The few distinct plans are made once and shared (``plan`` runs on every call)."""
 
     parallel: bool
     threads: int
@@ -164,18 +181,25 @@ class Plan:
         share = -(-n // max(self.threads, 1))
         return max(BLOCK_ALIGN, -(-share // BLOCK_ALIGN) * BLOCK_ALIGN)
 
-    @contextlib.contextmanager
-    def threads_set(self) -> Iterator[None]:
+    def threads_set(self) -> contextlib.AbstractContextManager:
         """numba's thread count for this call only (it is per calling thread)."""
-        if not self.parallel:
-            yield
-            return
-        previous = numba.get_num_threads()
-        numba.set_num_threads(self.threads)
-        try:
-            yield
-        finally:
-            numba.set_num_threads(previous)
+        return _threads_set(self.threads) if self.parallel else _SERIAL
+
+
+_SERIAL = contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _threads_set(threads: int) -> Iterator[None]:
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+_PLANS: dict[tuple[bool, int, bool], Plan] = {}
 
 
 def plan(kernel: str, size: int, threads: int | None, deterministic: bool | None) -> Plan:
@@ -196,16 +220,26 @@ def plan(kernel: str, size: int, threads: int | None, deterministic: bool | None
     count = default if threads is None else min(int(threads), available)
     big = size > CROSSOVER[kernel]
     if det:
-        return Plan(parallel=big, threads=count, deterministic=True)
-    if threads is None:
-        return Plan(parallel=big and count > 1, threads=count, deterministic=False)
-    return Plan(parallel=count > 1, threads=count, deterministic=False)
+        parallel = big
+    elif threads is None:
+        parallel = big and count > 1
+    else:
+        parallel = count > 1
+    key = (parallel, count, det)
+    found = _PLANS.get(key)
+    if found is None:
+        found = _PLANS[key] = Plan(parallel=parallel, threads=count, deterministic=det)
+    return found
 
 
 def streams(*arrays: np.ndarray) -> bool:
     """Whether a pass over these arrays (each counted once) should use streaming stores."""
-    seen = {id(a): a.nbytes for a in arrays}
-    return sum(seen.values()) >= STREAM_BYTES
+    total = 0
+    for a in arrays:
+        total += a.nbytes
+    if total < STREAM_BYTES:
+        return False
+    return sum({id(a): a.nbytes for a in arrays}.values()) >= STREAM_BYTES
 
 
 def nblocks(n: int, block: int) -> int:

@@ -85,14 +85,17 @@ _DRIVERS = {
 def _elementwise(kernel: str, drivers: tuple[Callable, Callable], arr: np.ndarray, other: np.ndarray,
                  out: np.ndarray | None, params: tuple, threads: int | None) -> np.ndarray:
     buf, user_out = d.prepare_out(out, arr.shape, arr.dtype, inputs=(arr, other), same_index_ok=True)
-    x = d.rows(arr).reshape(-1)
-    y = x if other is arr else d.rows(other).reshape(-1)
+    x = d.flat(arr)
+    y = x if other is arr else d.flat(other)
     if x.size:
         serial, parallel = drivers
         plan = d.plan(kernel, x.size, threads, False)
-        with plan.threads_set():
-            (parallel if plan.parallel else serial)(x, y, buf.reshape(-1), params, plan.block(x.size),
-                                                    d.streams(x, y, buf))
+        stream = d.streams(x, y, buf)
+        if plan.parallel:
+            with plan.threads_set():
+                parallel(x, y, buf.reshape(-1), params, plan.block(x.size), stream)
+        else:
+            serial(x, y, buf.reshape(-1), params, 0, stream)
     return d.finish(buf, user_out)
 
 

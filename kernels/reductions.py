@@ -28,7 +28,7 @@ def reduce_rows(drivers: tuple[Callable, Callable, Callable], combine: Callable,
                 x2: np.ndarray, y2: np.ndarray, zero: Any, width: int, plan: d.Plan) -> np.ndarray:
     """(rows, width) statistics of each row of ``x2`` (and ``y2``), run as ``plan`` says."""
     serial_rows, parallel_rows, blocks = drivers
-    out = np.empty((x2.shape[0], width), np.asarray(zero).dtype)
+    out = np.empty((x2.shape[0], width), zero.dtype)
     if x2.shape[0] == 1 and plan.parallel:
         block = plan.block(x2.shape[1])
         partials = np.empty((d.nblocks(x2.shape[1], block), width), out.dtype)
@@ -45,8 +45,8 @@ def reduce_rows(drivers: tuple[Callable, Callable, Callable], combine: Callable,
 
 def _shape_result(values: np.ndarray, arr: np.ndarray, dtype: np.dtype) -> Any:
     """Per-row values back in the input's leading shape; a scalar for 1-D input."""
-    shaped = values.astype(dtype, copy=False).reshape(arr.shape[:-1])
-    return shaped[()] if arr.ndim == 1 else shaped
+    values = values.astype(dtype, copy=False)
+    return values[0] if arr.ndim == 1 else values.reshape(arr.shape[:-1])
 
 
 @jit(**SERIAL, **REDUCE)
