@@ -187,6 +187,13 @@ def report(request: pytest.FixtureRequest):
         lines.append(f"sum_sq vs a Python loop over the array: {r['python-loop'] / r['jitbridge-1']:.0f}x on 1 thread, "
                      f"{r['python-loop'] / r['jitbridge-2']:.0f}x on 2 ({r['python-loop']:.2f} s vs "
                      f"{r['jitbridge-1'] * 1e3:.2f} / {r['jitbridge-2'] * 1e3:.2f} ms)")
+    if ("one BLAS thread", "float64") in RESULTS:
+        b = RESULTS[("one BLAS thread", "float64")]
+        lines.append(f"one thread each (OPENBLAS_NUM_THREADS=1): sum_sq {b['K.sum_sq(x, threads=1)'] * 1e3:.2f} ms vs "
+                     f"np.dot(x, x) {b['np.dot(x, x)'] * 1e3:.2f} ms "
+                     f"({b['K.sum_sq(x, threads=1)'] / b['np.dot(x, x)']:.2f}x its time); dot "
+                     f"{b['K.dot(x, y, threads=1)'] * 1e3:.2f} ms vs {b['np.dot(x, y)'] * 1e3:.2f} ms "
+                     f"({b['K.dot(x, y, threads=1)'] / b['np.dot(x, y)']:.2f}x)")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     with capture.global_and_fixture_disabled():
         print("\n" + "\n".join(lines), flush=True)
@@ -223,6 +230,36 @@ def test_sum_sq_against_a_python_loop(benchmark, data) -> None:
 
     benchmark.pedantic(python_loop, rounds=1, iterations=1)
     RESULTS.setdefault(("sum_sq", "float64"), {"bytes": 8 * N})["python-loop"] = benchmark.stats.stats.min
+
+
+_ONE_BLAS_THREAD = """
+import time, numpy as np, jitbridge.kernels as K
+x, y = (np.random.default_rng(s).standard_normal(%d) for s in (1, 2))
+runs = {"np.dot(x, x)": lambda: np.dot(x, x), "K.sum_sq(x, threads=1)": lambda: K.sum_sq(x, threads=1),
+        "np.dot(x, y)": lambda: np.dot(x, y), "K.dot(x, y, threads=1)": lambda: K.dot(x, y, threads=1)}
+best = dict.fromkeys(runs, 1e9)
+for _ in range(15):
+    for name, run in runs.items():
+        t = time.perf_counter(); run(); best[name] = min(best[name], time.perf_counter() - t)
+print(repr(best))
+"""
+
+
+def test_one_thread_against_one_blas_thread(benchmark) -> None:
+    """Like for like: NumPy's BLAS held to one thread (``OPENBLAS_NUM_THREADS=1``, which
+    must be set before NumPy loads, hence a fresh process) against the kernels on one."""
+    import ast
+    import os
+    import subprocess
+
+    def run() -> dict[str, float]:
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, "-c", _ONE_BLAS_THREAD % N], env=env, capture_output=True,
+                              text=True, check=True)
+        return ast.literal_eval(done.stdout.strip().splitlines()[-1])
+
+    best = benchmark.pedantic(run, rounds=1, iterations=1)
+    RESULTS[("one BLAS thread", "float64")] = best
 
 
 def crossover(kernel: str, make: Callable[[int], Callable[[int], Any]]) -> int:
