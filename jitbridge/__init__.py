@@ -17,15 +17,18 @@ tensor.reclaim_dead_segments()
 
 
 def __getattr__(name: str) -> Any:
-    """``jb.math`` and ``jb.SharedTensor`` load on first use: ~60 ms that most imports never need."""
+    """``jb.math``, ``jb.SharedTensor`` and ``jb.explain`` load on first use: ~60 ms that most
+    imports never need."""
     if name == "math":
         return importlib.import_module(".math", __name__)
+    if name == "explain":
+        return importlib.import_module(".inspection", __name__).explain
     if name == "SharedTensor":
         return tensor.SharedTensor
     raise AttributeError(f"module 'jitbridge' has no attribute {name!r}")
 
 
 __all__ = [
-    "SharedTensor", "__version__", "config", "errors", "jit", "kernel", "math", "prange", "reset_stats",
+    "SharedTensor", "__version__", "config", "errors", "explain", "jit", "kernel", "math", "prange", "reset_stats",
     "stats", "tensor", "vectorize",
 ]

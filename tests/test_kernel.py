@@ -101,6 +101,29 @@ def test_serial_launch_inner_loop_is_simd_vectorized():
     assert out.tolist() == [3.0] * n
 
 
+def _twice(v):
+    return v * 2.0
+
+
+twice = jb.jit(_twice)
+
+
+@jb.kernel
+def doubled(i, x, out):
+    out[i] = twice(x[i]) + 1.0
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_body_calling_a_jitted_helper_still_vectorizes(parallel):
+    """numba's IR inlining of the body used to leave the helper call in the serial loop."""
+    doubled.compile("float64[::1], float64[::1]", parallel=parallel)
+    asm = "\n".join(doubled.inspect_asm(parallel=parallel).values())
+    assert re.search(r"\bv(mul|add|fmadd\w*)pd\s+.*%[yz]mm", asm), "no packed double arithmetic found"
+    out = np.zeros(40)
+    doubled[40](np.arange(40.0), out)
+    np.testing.assert_array_equal(out, 2 * np.arange(40.0) + 1)
+
+
 def test_parallel_launch_is_vectorized_too():
     saxpy.compile("float64, float64[::1], float64[::1], float64[::1]", parallel=True)
     asm = "\n".join(saxpy.inspect_asm(parallel=True).values())

@@ -65,6 +65,9 @@ def _plain_words(report: str) -> str:
     return _ARRAY.sub(lambda m: friendly_type(m[0]), headline)
 
 
+_TYPED_AT = re.compile(r"During: typing of [^\n]*? at (.+?) \((\d+)\)")
+
+
 def typing_error(kind: str, name: str, exc: Exception, argtypes: Sequence[Any] | None) -> errors.KernelTypingError:
     """Build the KernelTypingError for numba's ``exc`` raised while compiling ``name``."""
     report = str(exc)
@@ -72,6 +75,10 @@ def typing_error(kind: str, name: str, exc: Exception, argtypes: Sequence[Any] |
     where = None
     if loc is not None and getattr(loc, "filename", None) and not str(loc.filename).startswith("<jitbridge"):
         where = (loc.filename, loc.line)
+    else:  # raised while typing a kernel's launch loop: the user's line is in the body's report
+        inner = next((m for m in _TYPED_AT.finditer(report) if not m[1].startswith("<jitbridge")), None)
+        if inner is not None:
+            where = (inner[1], int(inner[2]))
     values = {}
     if argtypes is not None:
         values["argument types"] = "(" + ", ".join(friendly_type(str(t)) for t in argtypes) + ")"

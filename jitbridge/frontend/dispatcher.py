@@ -29,12 +29,14 @@ class Dispatcher(CPUDispatcher):
 
     def __init__(self, py_func, locals=None, targetoptions=None, pipeline_class=compiler.Compiler,
                  *, jb_cache: bool = False, jb_name: str | None = None, jb_owner: Any = None,
-                 jb_variant: str | None = None, jb_fingerprint: Callable[[], Any] | None = None) -> None:
+                 jb_variant: str | None = None, jb_fingerprint: Callable[[], Any] | None = None,
+                 jb_counted: bool = True) -> None:
         super().__init__(py_func, locals=locals, targetoptions=targetoptions, pipeline_class=pipeline_class)
         self.jb_name = jb_name or deps.qualified_name(py_func)
         self.jb_owner = jb_owner
         self.jb_variant = jb_variant
         self.jb_cache = jb_cache
+        self.jb_counted = jb_counted  # False for a kernel's body: its compile is part of a launcher's
         self.jb_reusable: set[tuple[Any, ...]] = set()
         if jb_cache:
             self._cache = ContentCache(self.jb_name, jb_fingerprint or (lambda: deps.fingerprint(py_func)), "cpu",
@@ -75,7 +77,7 @@ class Dispatcher(CPUDispatcher):
         hits_before = sum(self._cache_hits.values())
         started = time.perf_counter()
         entry_point = super().compile(sig)
-        if sum(self._cache_hits.values()) == hits_before:
+        if self.jb_counted and sum(self._cache_hits.values()) == hits_before:
             telemetry.count(self.jb_name, "compiles")
             telemetry.count(self.jb_name, "compile_seconds", time.perf_counter() - started)
         if self.jb_cache:

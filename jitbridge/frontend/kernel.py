@@ -48,8 +48,8 @@ class Kernel:
         if boundscheck is not None:
             self._options["boundscheck"] = boundscheck
         self._cache = cache
-        self._body = Dispatcher(py_func, targetoptions={**self._options, "inline": "always"},
-                                jb_name=self.jb_name, jb_owner=self)
+        self._body = Dispatcher(py_func, targetoptions=dict(self._options), jb_name=self.jb_name, jb_owner=self,
+                                jb_counted=False)
         self._launchers: dict[str, Dispatcher] = {}
         self.declared_signatures = tuple(signatures or ())
 
@@ -62,7 +62,7 @@ class Kernel:
             nargs = len(self.arg_names)
             fn = cpu.launcher_function(self._body, self.ndim, nargs, variant, self.py_func.__module__,
                                        self.py_func.__qualname__)
-            launch_text = cpu.launcher_source(self.ndim, nargs, variant) + repr(self._options)
+            launch_text = cpu.launcher_source(self.ndim, nargs, variant) + repr(self._body.targetoptions)
             found = self._launchers[variant] = Dispatcher(
                 fn, targetoptions={**self._options, "parallel": variant != "serial"}, jb_cache=self._cache,
                 jb_name=self.jb_name, jb_owner=self, jb_variant=variant,

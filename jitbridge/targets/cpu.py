@@ -1,6 +1,6 @@
-"""The CPU target: a launch becomes a ``prange`` loop over the outer launch dimension with
-the kernel body inlined, so numba's parfors spread it over threads and LLVM vectorizes
-the innermost loop. Small launches use a serial twin that skips the thread pool.
+"""The CPU target: a launch becomes a ``prange`` loop over the outer launch dimension
+calling the kernel body, which LLVM inlines, so numba's parfors spread it over threads and
+LLVM vectorizes the innermost loop. Small launches use a serial twin that skips the thread pool.
 """
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ def launcher_source(ndim: int, nargs: int, variant: str) -> str:
 
 
 def launcher_function(body: Any, ndim: int, nargs: int, variant: str, module: str, qualname: str) -> types.FunctionType:
-    """Build the launch loop around ``body`` (a jitted, always-inlined dispatcher)."""
+    """Build the launch loop around ``body`` (a jitted dispatcher that LLVM inlines; numba's own
+    ``inline="always"`` would stop the serial loop vectorizing when the body calls another
+    jitted function)."""
     namespace: dict[str, Any] = {"prange": numba.prange, "body": body, "__name__": module}
     code = compile(launcher_source(ndim, nargs, variant), f"<jitbridge-launch {qualname} {variant}>", "exec")
     exec(code, namespace)
