@@ -12,12 +12,14 @@ app.command("info")(info.info)
 
 def _join_groups() -> None:
     """Command groups live in their own modules; importing them here keeps start-up small."""
-    from . import cache, compile as compile_cmd, explain, tensor
+    from . import cache, compile as compile_cmd, explain, lock, tensor
 
     app.add_typer(cache.app, name="cache")
     app.add_typer(tensor.app, name="tensor")
     app.command("compile")(compile_cmd.compile_paths)
     app.command("explain")(explain.explain_command)
+    app.command("lock")(lock.lock_command)
+    app.command("verify")(lock.verify_command)
 
 
 def main() -> None:
