@@ -32,30 +32,21 @@ def _relu_ir(a, x, y, zero, unused):
     return a.select(a.less(x, zero), zero, x)
 
 
-_clip_op = streaming(_clip_ir)
-_scale_op = streaming(lambda a, x, y, alpha, unused: a.mul(alpha, x))
-_saxpy_op = streaming(lambda a, x, y, alpha, unused: a.add(a.mul(alpha, x), y))
-_relu_op = streaming(_relu_ir)
+def _streamed(ir: Callable, name: str) -> Callable:
+    """The jitted ``apply`` for ``map_drivers`` of a streaming op of (params[0], params[-1])."""
+    op = streaming(ir)
+
+    def apply(x, y, out, lo, hi, params, stream):
+        op(x[lo:hi], y[lo:hi], out[lo:hi], params[0], params[-1], stream)
+
+    apply.__name__ = apply.__qualname__ = name
+    return jit(**SERIAL)(apply)
 
 
-@jit(**SERIAL)
-def _clip(x, y, out, lo, hi, params, stream):
-    _clip_op(x[lo:hi], y[lo:hi], out[lo:hi], params[0], params[1], stream)
-
-
-@jit(**SERIAL)
-def _scale(x, y, out, lo, hi, params, stream):
-    _scale_op(x[lo:hi], y[lo:hi], out[lo:hi], params[0], params[0], stream)
-
-
-@jit(**SERIAL)
-def _saxpy(x, y, out, lo, hi, params, stream):
-    _saxpy_op(x[lo:hi], y[lo:hi], out[lo:hi], params[0], params[0], stream)
-
-
-@jit(**SERIAL)
-def _relu(x, y, out, lo, hi, params, stream):
-    _relu_op(x[lo:hi], y[lo:hi], out[lo:hi], params[0], params[0], stream)
+_clip = _streamed(_clip_ir, "_clip")
+_scale = _streamed(lambda a, x, y, alpha, unused: a.mul(alpha, x), "_scale")
+_saxpy = _streamed(lambda a, x, y, alpha, unused: a.add(a.mul(alpha, x), y), "_saxpy")
+_relu = _streamed(_relu_ir, "_relu")
 
 
 @jit(**SERIAL)
