@@ -49,8 +49,14 @@ class CodeReport:
         symbols = [s for s in dict.fromkeys(_SYMBOL.findall(asm)) if s not in defined]
         return cls(packed, len(_SCALAR.findall(asm)), symbols)
 
-    def libm(self) -> list[str]:
-        return [s for s in self.symbols if s.rstrip("f") in _LIBM or s in _LIBM]
+    def libm(self) -> list[tuple[str, str]]:
+        """(symbol, libm function) for each libm call, float32 names (``expf``) included."""
+        found = []
+        for symbol in self.symbols:
+            base = symbol if symbol in _LIBM else symbol[:-1] if symbol.endswith("f") else None
+            if base in _LIBM:
+                found.append((symbol, base))
+        return found
 
     def lines(self) -> list[str]:
         """The verdict first, then the evidence and what to change."""
@@ -64,11 +70,11 @@ class CodeReport:
             out.append(f"SIMD: no ({self.scalar} scalar float ops, no packed ones)")
         else:
             out.append("SIMD: no floating-point arithmetic in the compiled code")
-        for name in self.libm():
-            ours = _LIBM.get(name.rstrip("f"), _LIBM.get(name))
+        for symbol, base in self.libm():
+            ours = _LIBM[base]
             hint = (f"use jitbridge.math.{ours} instead, which vectorizes" if ours
                     else "LLVM cannot vectorize a loop around it")
-            out.append(f"calls libm {name}() per element: {hint}")
+            out.append(f"calls libm {symbol}() per element: {hint}")
         if any(s.startswith("NRT_MemInfo_alloc") for s in self.symbols):
             out.append("allocates memory (NRT_MemInfo_alloc): if that is inside a loop, allocate once outside it")
         if "numba_parallel_for" in self.symbols:

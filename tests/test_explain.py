@@ -33,6 +33,8 @@ def test_code_report_reads_widths_calls_and_allocations() -> None:
     assert report.symbols == ["exp", "NRT_MemInfo_alloc_aligned"]  # its own label is not a call
     text = "\n".join(report.lines())
     assert "SIMD: no" in text and "jitbridge.math.exp" in text and "allocates memory" in text
+    float32 = CodeReport.from_asm("\tmovabsq\t$erff, %rax\n\tmovabsq\t$powf, %rcx\n\tmovabsq\t$buf, %rdx\n")
+    assert float32.libm() == [("erff", "erf"), ("powf", "pow")]
 
 
 def _vectorizable(x, out):
