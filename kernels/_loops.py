@@ -58,14 +58,18 @@ def cast_like(typingctx, value, like):
 
 @jit(**SERIAL)
 def chunk_max(x):
-    """(max ignoring NaN, number of NaNs) of a non-empty chunk. Two loops, because LLVM
-    vectorizes each alone but neither when fused; the second reads L1."""
+    """(max ignoring NaN, number of NaNs) of a non-empty chunk. The max loop and a NaN check
+    are two loops, because LLVM vectorizes each alone but neither when fused; the check is a
+    plain sum (NaN in, NaN out; re-read from L1), and only a chunk whose sum is NaN (a NaN,
+    or infinities of both signs) is read a third time to count its NaNs."""
     m = x[0]
     for i in range(x.size):
         m = vmax(m, x[i])
     nans = 0
-    for i in range(x.size):
-        nans += x[i] != x[i]
+    total = chunk_sum(x, x[0] - x[0])
+    if total != total:
+        for i in range(x.size):
+            nans += x[i] != x[i]
     return m, nans
 
 
