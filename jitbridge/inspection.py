@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 from . import config, errors, telemetry
-from .cache import key as keys
 from .cache.numba_cache import ContentCache, _Unpickler, current_store, miss_reason
 from .frontend.dispatcher import Dispatcher
 from .frontend.kernel import Kernel
@@ -100,7 +99,7 @@ def explain(obj: Any, signature: str | None = None) -> str:
         lines.append("  cache: off for this function (cache=False); nothing is kept on disk")
     else:
         lines += _key_lines(first._cache)
-        lines += _cache_lines(obj, holders)
+        lines += _cache_lines(holders)
     lines += _code_lines(obj, holders)
     record = telemetry.stats().get(obj.jb_name)
     if record:
@@ -157,7 +156,7 @@ def _key_lines(cache: ContentCache) -> list[str]:
     return lines
 
 
-def _cache_lines(obj: Any, holders: list[Dispatcher]) -> list[str]:
+def _cache_lines(holders: list[Dispatcher]) -> list[str]:
     store = current_store()
     lines = [f"  disk cache: {config.settings.cache_dir}" + (" (disabled by JITBRIDGE_DISABLE_CACHE)"
                                                             if config.settings.disable_cache else "")]
@@ -171,8 +170,7 @@ def _cache_lines(obj: Any, holders: list[Dispatcher]) -> list[str]:
         variant = f" [{holder.jb_variant}]" if holder.jb_variant else ""
         for sig in record.get("signatures", []):
             found = True
-            key = keys.entry_key(cache.fingerprint.digest, sig, cache.target, cache.options, magic)
-            path = store.path(key)
+            path = store.path(cache.key_of(sig, magic))
             if path.exists():
                 lines.append(f"    cached{variant} {_readable(sig)} ({path.stat().st_size // 1024} KiB)")
             else:
@@ -209,7 +207,7 @@ def _cached_signatures(holder: Dispatcher) -> list[tuple[Any, ...]]:
     magic = tuple(holder.targetctx.codegen().magic_tuple())
     found = []
     for sig in record.get("signatures", []):
-        entry = store.read(keys.entry_key(cache.fingerprint.digest, sig, cache.target, cache.options, magic))
+        entry = store.read(cache.key_of(sig, magic))
         if entry is not None:
             found.append(tuple(_Unpickler(entry[1], holder.py_func.__globals__).load()[3].args))
     return found

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import config, errors
 from .cache import key as keys
-from .cache.numba_cache import current_store, miss_reason
+from .cache.numba_cache import current_store, miss_reason, record_key
 from .frontend import deps, prebuild
 from .frontend.dispatcher import Dispatcher
 from .frontend.kernel import Kernel
@@ -113,7 +113,7 @@ def cached_fraction(lock: dict[str, Any]) -> tuple[int, int]:
     store = current_store()
     have = 0
     for name, entry in lock["kernels"].items():
-        names = [name] + [f"{name}:{variant}" for variant in cpu.VARIANTS]
+        names = [record_key(name)] + [record_key(name, variant) for variant in cpu.VARIANTS]
         records = [store.read_name_record(n) or {} for n in names]
         have += any((r.get("code"), r.get("deps")) == (entry["code"], entry["deps"]) for r in records)
     return have, len(lock["kernels"])

@@ -73,6 +73,11 @@ class _Unpickler(pickle.Unpickler):
         return env
 
 
+def record_key(name: str, variant: str | None = None) -> str:
+    """Under which name a function's (or a kernel launch variant's) last build is recorded."""
+    return f"{name}:{variant}" if variant else name
+
+
 class ContentCache:
     """One per dispatcher. ``fingerprint`` is computed on first use and then kept."""
 
@@ -101,7 +106,11 @@ class ContentCache:
         return not config.settings.disable_cache
 
     def key(self, sig: Any, codegen: Any) -> str:
-        return keys.entry_key(self.fingerprint.digest, _sig_text(sig), self.target, self.options, codegen.magic_tuple())
+        return self.key_of(_sig_text(sig), codegen.magic_tuple())
+
+    def key_of(self, sig_text: str, machine: tuple[Any, ...]) -> str:
+        """The entry key of the code as it is now for a signature as name records spell it."""
+        return keys.entry_key(self.fingerprint.digest, sig_text, self.target, self.options, machine)
 
     def lock(self, sig: Any, codegen: Any) -> Any:
         """A held-while-compiling cross-process lock, or a no-op when the entry already

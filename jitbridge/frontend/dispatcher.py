@@ -18,7 +18,7 @@ from numba.core.typeconv import Conversion
 from numba.np import numpy_support
 
 from .. import errors, telemetry
-from ..cache.numba_cache import ContentCache
+from ..cache.numba_cache import ContentCache, record_key
 from . import deps, diagnostics, record
 
 
@@ -41,7 +41,7 @@ class Dispatcher(CPUDispatcher):
         if jb_cache:
             self._cache = ContentCache(self.jb_name, jb_fingerprint or (lambda: deps.fingerprint(py_func)), "cpu",
                                        self.targetoptions,
-                                       record_key=f"{self.jb_name}:{jb_variant}" if jb_variant else None,
+                                       record_key=record_key(self.jb_name, jb_variant),
                                        globals_=py_func.__globals__)
 
     def _reduce_states(self) -> dict[str, Any]:
