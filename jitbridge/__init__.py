@@ -6,7 +6,7 @@ from typing import Any
 
 from numba import prange, vectorize
 
-from . import config, errors, tensor
+from . import atomic, config, errors, tensor
 from ._version import __version__
 from .frontend.jit import jit
 from .frontend.kernel import kernel
@@ -29,6 +29,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "SharedTensor", "__version__", "config", "errors", "explain", "jit", "kernel", "math", "prange", "reset_stats",
+    "SharedTensor", "__version__", "atomic", "config", "errors", "explain", "jit", "kernel", "math", "prange", "reset_stats",
     "stats", "tensor", "vectorize",
 ]

@@ -84,6 +84,10 @@ class ArgumentError(JitBridgeError, TypeError, ValueError):
     ValueError both, so code written to NumPy's or numba's conventions still catches it)."""
 
 
+class BoundsError(JitBridgeError, IndexError):
+    """A kernel indexed an array outside its extent (raised when bounds checking is on)."""
+
+
 class CacheError(JitBridgeError):
     """The on-disk cache could not be used as asked."""
 
@@ -100,6 +104,10 @@ class CacheWarning(UserWarning):
     """A cache entry was unusable (corrupt, stale, insecure) and was skipped or rebuilt."""
 
 
+class RaceWarning(UserWarning):
+    """A kernel writes an array element that other launch indices may write too."""
+
+
 def warn_cache(what: str, path: object, fix: str) -> None:
     """Warn about an unusable cache entry, at the user's line; the program goes on and compiles."""
     import warnings
@@ -109,7 +117,9 @@ def warn_cache(what: str, path: object, fix: str) -> None:
 
 
 __all__ = [
+    "BoundsError",
     "CacheWarning",
+    "RaceWarning",
     "JitBridgeError",
     "KernelTypingError",
     "LaunchError",

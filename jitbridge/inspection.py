@@ -123,7 +123,7 @@ def _cache_holders(obj: Any) -> list[Dispatcher]:
     """The dispatchers whose specializations are cached: the function itself, or a kernel's
     launch variants."""
     if isinstance(obj, Kernel):
-        return [obj._launcher(variant) for variant in cpu.VARIANTS]
+        return [obj.cpu.launcher(obj.cpu.plan(variant)) for variant in cpu.VARIANTS]
     if isinstance(obj, Dispatcher):
         return [obj]
     raise errors.ArgumentError(
@@ -190,7 +190,7 @@ def _code_lines(obj: Any, holders: list[Dispatcher]) -> list[str]:
     lines = []
     for sig in signatures:
         holder.compile(sig)
-        shown = sig[obj.ndim:] if isinstance(obj, Kernel) else sig
+        shown = sig[obj.ndim:obj.ndim + len(obj.arg_names)] if isinstance(obj, Kernel) else sig
         lines.append(f"  code for ({', '.join(str(t) for t in shown)}):")
         lines += [f"    {line}" for line in CodeReport.from_asm(holder.inspect_asm(sig)).lines()]
     return lines

@@ -232,7 +232,7 @@ def test_declared_any_layout_signature_serves_contiguous_launches(monkeypatch):
 
 
 def test_short_outer_dimension_parallelizes_the_inner_one():
-    from jitbridge.targets import cpu
+    from jitbridge.targets import cpu_support
 
     @jb.kernel
     def rowscale(i, j, w, m, out):
@@ -242,9 +242,9 @@ def test_short_outer_dimension_parallelizes_the_inner_one():
     w, out = np.array([2.0, -1.0]), np.zeros_like(m)
     rowscale[m.shape](w, m, out)
     np.testing.assert_array_equal(out, w[:, None] * m)
-    assert set(rowscale._launchers) == {"parallel-inner"}
-    assert cpu.choose_variant((100_000, 2), 200_000) == "parallel"
-    assert cpu.choose_variant((2, 3), 6) == "serial"
+    assert cpu_support.split_dim(2, 100_000, 2) == 1, "two rows cannot keep two threads busy: split the columns"
+    assert cpu_support.split_dim(100_000, 2, 2) == 0
+    assert cpu_support.chunk(1, 2, 1, 2, 100_000) == (0, 2, 50_000, 100_000)
     tall = np.random.default_rng(4).random((100_000, 2))
     out2 = np.zeros_like(tall)
     rowscale[tall.shape](np.ones(100_000), tall, out2)

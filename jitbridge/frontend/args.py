@@ -13,6 +13,12 @@ import numpy as np
 
 from .. import errors
 
+class NeedsConversion(Exception):
+    """Raised through numba's C dispatch by a kernel launcher when an argument must be viewed
+    as an ndarray first (it is neither an ndarray nor anything numba passes without copying);
+    the launch converts the arguments and calls again. Raised while typing, before any code runs."""
+
+
 _PASS_THROUGH = (np.ndarray, int, float, complex, bool, np.generic, tuple)
 
 

@@ -5,6 +5,8 @@ numba's full report stays on ``__cause__``.
 """
 from __future__ import annotations
 
+import dis
+import os
 import re
 from typing import Any, Sequence
 
@@ -19,7 +21,7 @@ _OPERATORS = {
     "getitem": "index", "setitem": "assign into",
 }
 _SIGNATURE = re.compile(r">>> ([\w.]+)\((.*)\)\s*$", re.MULTILINE)
-_ARRAY = re.compile(r"(readonly )?array\((\w+), (\d+)d, (\w)\)")
+_ARRAY = re.compile(r"(?:private )?(readonly )?array\((\w+), (\d+)d, (\w)\)")
 _LITERAL = re.compile(r"Literal\[(\w+)\]\([^()]*\)")
 _TUPLE = re.compile(r"\b(Uni)?Tuple\(")
 
@@ -52,7 +54,8 @@ def _plain_words(report: str) -> str:
     match = _SIGNATURE.search(report)
     if match:
         fn, args = match[1], [friendly_type(a) for a in _split_top_level(match[2])]
-        verb = _OPERATORS.get(fn)
+        operator_call = f"Function(<built-in function {fn}>)" in report or "Function(<ufunc" in report
+        verb = _OPERATORS.get(fn) if operator_call or fn in ("getitem", "setitem") else None
         if verb and len(args) == 2:
             joiner = "to the power" if fn == "pow" else "and"
             return f"cannot {verb} {args[0]} {joiner} {args[1]}"
@@ -66,20 +69,50 @@ def _plain_words(report: str) -> str:
 
 
 _TYPED_AT = re.compile(r"During: typing of [^\n]*? at (.+?) \((\d+)\)")
+_UNDEFINED = re.compile(r"NameError: name '(\w+)' is not defined")
+_SPECIFIC = re.compile(r"raised a specific error:\s*\n\s*(?:\w+Error): (?!Failed in)([^\n]+)")
 
 
-def typing_error(kind: str, name: str, exc: Exception, argtypes: Sequence[Any] | None) -> errors.KernelTypingError:
+def _user_file(filename: str) -> bool:
+    """Code the user wrote, not jitbridge's own (its launch loops, its atomics) nor numba's."""
+    return not (filename.startswith("<jitbridge") or filename.startswith(errors._PACKAGE_DIR)
+                or f"{os.sep}numba{os.sep}" in filename)
+
+
+def _unbound_name_line(py_func: Any, report: str) -> tuple[str, int] | None:
+    """numba reports an undefined global without a line; find the first use in the bytecode."""
+    match = _UNDEFINED.search(report)
+    code = getattr(py_func, "__code__", None)
+    if match is None or code is None:
+        return None
+    pending = [code]
+    while pending:
+        current = pending.pop(0)
+        for ins in dis.get_instructions(current):
+            if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF") and ins.argval == match[1] \
+                    and ins.positions is not None and ins.positions.lineno:
+                return current.co_filename, ins.positions.lineno
+        pending += [c for c in current.co_consts if isinstance(c, type(code))]
+    return None
+
+
+def typing_error(kind: str, name: str, exc: Exception, argtypes: Sequence[Any] | None,
+                 py_func: Any = None) -> errors.KernelTypingError:
     """Build the KernelTypingError for numba's ``exc`` raised while compiling ``name``."""
     report = str(exc)
     loc = getattr(exc, "loc", None)
     where = None
-    if loc is not None and getattr(loc, "filename", None) and not str(loc.filename).startswith("<jitbridge"):
+    if loc is not None and getattr(loc, "filename", None) and _user_file(str(loc.filename)):
         where = (loc.filename, loc.line)
-    else:  # raised while typing a kernel's launch loop: the user's line is in the body's report
-        inner = next((m for m in _TYPED_AT.finditer(report) if not m[1].startswith("<jitbridge")), None)
+    else:  # raised in a launch loop or a library function: the user's line is further out
+        inner = next((m for m in _TYPED_AT.finditer(report) if _user_file(m[1])), None)
         if inner is not None:
             where = (inner[1], int(inner[2]))
+    where = where or _unbound_name_line(py_func, report)
     values = {}
+    specific = _SPECIFIC.findall(report)
+    if specific:
+        values["reason"] = specific[-1].strip()
     if argtypes is not None:
         values["argument types"] = "(" + ", ".join(friendly_type(str(t)) for t in argtypes) + ")"
     return errors.KernelTypingError(

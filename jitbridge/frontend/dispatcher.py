@@ -148,7 +148,8 @@ class Dispatcher(CPUDispatcher):
         try:
             return super()._compile_for_args(*args, **kws)
         except nb_errors.TypingError as exc:
-            shown = args[self.jb_owner.ndim:] if self.jb_variant else args
+            owner = self.jb_owner
+            shown = args[owner.ndim:owner.ndim + len(owner.arg_names)] if self.jb_variant else args
             raise self.translate(exc, [_typeof_or_unknown(self, a) for a in shown]) from exc
 
     def _reuse(self, argtypes: list[Any]) -> Any:
@@ -186,8 +187,8 @@ class Dispatcher(CPUDispatcher):
         if isinstance(exc, errors.KernelTypingError) or not isinstance(exc, nb_errors.TypingError):
             return exc
         owner = self.jb_owner or self
-        return diagnostics.typing_error(owner.jb_kind, deps.qualified_name(getattr(owner, "py_func", owner)),
-                                        exc, argtypes)
+        py_func = getattr(owner, "py_func", owner)
+        return diagnostics.typing_error(owner.jb_kind, deps.qualified_name(py_func), exc, argtypes, py_func)
 
 
 def _tensor_twin(actual: Any, declared: Any) -> Any:

@@ -90,7 +90,7 @@ def compile_item(item: Item | Callable[[], Any]) -> str:
     module, qualname, variant, argtypes = item
     obj = _resolve(module, qualname)
     if isinstance(obj, Kernel):
-        obj.compile(argtypes[obj.ndim:], variant=variant or "parallel")
+        obj.compile(argtypes[obj.ndim:obj.ndim + len(obj.arg_names)], variant=variant or "parallel")
     elif isinstance(obj, Dispatcher):
         if obj._can_compile:
             obj.compile(argtypes)
