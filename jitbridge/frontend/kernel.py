@@ -27,8 +27,9 @@ class Kernel:
 
     def __init__(self, py_func: Callable[..., Any], ndim: int | None = None, cache: bool = True,
                  fastmath: Any = False, boundscheck: bool | None = None,
-                 signatures: Sequence[str] | None = None) -> None:
+                 signatures: Sequence[str] | None = None, vector_math: bool | None = None) -> None:
         functools.update_wrapper(self, py_func)
+        self.vector_math = config.settings.vector_math if vector_math is None else bool(vector_math)
         self.py_func = py_func
         self.jb_name = deps.qualified_name(py_func)
         params = list(inspect.signature(py_func).parameters.values())
@@ -49,7 +50,7 @@ class Kernel:
             self._options["boundscheck"] = boundscheck
         self._cache = cache
         self._body = Dispatcher(py_func, targetoptions=dict(self._options), jb_name=self.jb_name, jb_owner=self,
-                                jb_counted=False)
+                                jb_counted=False, vector_math=self.vector_math)
         self._launchers: dict[str, Dispatcher] = {}
         self.declared_signatures = tuple(signatures or ())
 
@@ -66,7 +67,8 @@ class Kernel:
             found = self._launchers[variant] = Dispatcher(
                 fn, targetoptions={**self._options, "parallel": variant != "serial"}, jb_cache=self._cache,
                 jb_name=self.jb_name, jb_owner=self, jb_variant=variant,
-                jb_fingerprint=lambda: deps.fingerprint(self.py_func, extra=launch_text))
+                jb_fingerprint=lambda: deps.fingerprint(self.py_func, extra=launch_text),
+                vector_math=self.vector_math)
             found.jb_reusable.update((types.intp,) * self.ndim + self.parse_signature(text)
                                      for text in self.declared_signatures)
         return found
@@ -219,9 +221,11 @@ def _shape_declarations(params: Sequence[inspect.Parameter], ndim: int, fn: Call
 
 def kernel(fn: Callable[..., Any] | None = None, *, ndim: int | None = None, cache: bool = True,
            fastmath: Any = False, boundscheck: bool | None = None,
-           signatures: Sequence[str] | None = None) -> Any:
-    """Decorate an index-space kernel; ``@jb.kernel`` or ``@jb.kernel(ndim=2, fastmath=True)``."""
+           signatures: Sequence[str] | None = None, vector_math: bool | None = None) -> Any:
+    """Decorate an index-space kernel; ``@jb.kernel`` or ``@jb.kernel(ndim=2, fastmath=True)``.
+    ``vector_math=False`` keeps ``math.*``/``np.*`` calls as numba's libm calls."""
     def decorate(f: Callable[..., Any]) -> Kernel:
-        return Kernel(f, ndim=ndim, cache=cache, fastmath=fastmath, boundscheck=boundscheck, signatures=signatures)
+        return Kernel(f, ndim=ndim, cache=cache, fastmath=fastmath, boundscheck=boundscheck, signatures=signatures,
+                      vector_math=vector_math)
 
     return decorate(fn) if fn is not None else decorate
