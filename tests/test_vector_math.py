@@ -183,7 +183,8 @@ def test_the_long_double_reference_is_correctly_rounded_to_float64(name: str) ->
     mpmath.mp.dps = 50
     x, y = inputs(name, np.float64)
     pick = np.random.default_rng(3).choice(x.size, 300, replace=False)
-    ref = reference(name, x[pick], y[pick]).astype(np.float64)
+    with np.errstate(over="ignore"):
+        ref = reference(name, x[pick], y[pick]).astype(np.float64)
     for a, b, r in zip(x[pick], y[pick], ref):
         if not np.isfinite(r) or r == 0:
             continue
