@@ -15,7 +15,7 @@ from . import config, errors, telemetry
 from .cache.numba_cache import ContentCache, _Unpickler, current_store, miss_reason
 from .frontend.dispatcher import Dispatcher
 from .frontend.kernel import Kernel
-from .targets import cpu
+from .targets import cpu, vector_math
 
 # What a libm call per element can be replaced with; None: nothing vectorizable here yet.
 _LIBM = {"exp": "exp", "log": "log", "tanh": "tanh", "erf": "erf", "pow": None, "sin": None, "cos": None,
@@ -27,6 +27,8 @@ _PACKED = re.compile(rf"^\s*{_OPS}p[sd]\s[^\n]*%([xyz])mm", re.M)
 _SCALAR = re.compile(rf"^\s*{_OPS}s[sd]\s", re.M)
 _SYMBOL = re.compile(r"^\s*(?:movabsq\s+\$|call\w*\s+)([A-Za-z_][\w.]*)", re.M)
 _LABEL = re.compile(r"^([A-Za-z_][\w.]*):", re.M)
+# SIMD versions of a libm function: libmvec's (_ZGVdN4v_exp) or jitbridge's (jb_vm_exp_f64x4)
+_VARIANT = re.compile(r"^(?:_ZGV[bcde]N\d+v+_(\w+)|jb_vm_([a-z0-9]+)_f(32|64)x\d+)$")
 _ARRAY_REPR = re.compile(r"Array\((\w+), (\d), '(\w)', (False|True), aligned=True\)")
 _WIDTH = {"x": 128, "y": 256, "z": 512}
 
@@ -45,15 +47,32 @@ class CodeReport:
         for register in _PACKED.findall(asm):
             packed[_WIDTH[register]] = packed.get(_WIDTH[register], 0) + 1
         defined = set(_LABEL.findall(asm))
-        symbols = [s for s in dict.fromkeys(_SYMBOL.findall(asm)) if s not in defined]
+        # jitbridge's SIMD math is linked into the code it serves: a call to it counts
+        symbols = [s for s in dict.fromkeys(_SYMBOL.findall(asm)) if s not in defined or _VARIANT.match(s)]
         return cls(packed, len(_SCALAR.findall(asm)), symbols)
 
-    def libm(self) -> list[tuple[str, str]]:
-        """(symbol, libm function) for each libm call, float32 names (``expf``) included."""
-        found = []
+    def vector_math(self) -> dict[str, str]:
+        """libm symbol -> who serves it in SIMD lanes ("libmvec" or "jitbridge.math"), for the
+        calls that vector math replaced in vectorized loops."""
+        served = {}
         for symbol in self.symbols:
+            m = _VARIANT.match(symbol)
+            if m and m[1]:
+                served[m[1]] = "libmvec"
+            elif m:
+                served[m[2] + ("f" if m[3] == "32" else "")] = "jitbridge.math"
+        return served
+
+    def libm(self) -> list[tuple[str, str]]:
+        """(symbol, libm function) for each libm call per element, float32 names (``expf``)
+        included; calls that vector math serves in the vectorized loop are not among them
+        (their scalar remainder still calls libm for the last few elements)."""
+        found = []
+        served = self.vector_math()
+        for symbol in self.symbols:
+            symbol = symbol.removeprefix(vector_math.SCALAR_PREFIX)
             base = symbol if symbol in _LIBM else symbol[:-1] if symbol.endswith("f") else None
-            if base in _LIBM:
+            if base in _LIBM and symbol not in served:
                 found.append((symbol, base))
         return found
 
@@ -65,14 +84,27 @@ class CodeReport:
         elif self.packed:
             widths = ", ".join(f"{n} x {bits}-bit" for bits, n in sorted(self.packed.items(), reverse=True))
             out.append(f"SIMD: yes, widest {max(self.packed)}-bit ({widths} packed float ops; {self.scalar} scalar)")
+        elif self.vector_math():
+            out.append("SIMD: yes, the loop calls SIMD math functions once per vector")
         elif self.scalar:
             out.append(f"SIMD: no ({self.scalar} scalar float ops, no packed ones)")
         else:
             out.append("SIMD: no floating-point arithmetic in the compiled code")
+        served = self.vector_math()
+        if served:
+            listed = ", ".join(f"{symbol}() by {who}" for symbol, who in sorted(served.items()))
+            out.append(f"vector math: {listed} in SIMD lanes (the scalar remainder calls libm)")
         for symbol, base in self.libm():
+            bits = 32 if symbol != base else 64
             ours = _LIBM[base]
-            hint = (f"use jitbridge.math.{ours} instead, which vectorizes" if ours
-                    else "LLVM cannot vectorize a loop around it")
+            if vector_math.provider(base, bits):
+                hint = ("vector math has a SIMD version, but this loop did not vectorize (a branch that "
+                        "raises, such as a division's zero check under error_model='python', or "
+                        "vector_math=False)")
+            elif ours:
+                hint = f"use jitbridge.math.{ours} instead, which vectorizes"
+            else:
+                hint = "no SIMD version within 2 ulp yet, and LLVM cannot vectorize a loop around it"
             out.append(f"calls libm {symbol}() per element: {hint}")
         if any(s.startswith("NRT_MemInfo_alloc") for s in self.symbols):
             out.append("allocates memory (NRT_MemInfo_alloc): if that is inside a loop, allocate once outside it")
@@ -187,7 +219,7 @@ def _code_lines(obj: Any, holders: list[Dispatcher]) -> list[str]:
     signatures = list(holder.signatures) or _cached_signatures(holder)
     if not signatures:
         return ["  code: nothing compiled or cached to look at; call it once, or pass a signature"]
-    lines = []
+    lines = [] if holder.jb_vector_math else ["  vector math: off (vector_math=False or JITBRIDGE_VECTOR_MATH=0)"]
     for sig in signatures:
         holder.compile(sig)
         shown = sig[obj.ndim:obj.ndim + len(obj.arg_names)] if isinstance(obj, Kernel) else sig

@@ -361,6 +361,12 @@ for _bits, _fmt in ((64, _F64), (32, _F32)):
         _IMPLS.setdefault(_name, {})[_bits] = _fn
 
 
+def implementation(name: str, bits: int) -> Callable:
+    """The jitted scalar implementation of ``name`` for float``bits``; the automatic vector
+    math (``jitbridge.targets.vector_variants``) builds its SIMD versions from the same one."""
+    return _IMPLS[name][bits]
+
+
 def _make_map(fn: Callable) -> Callable:
     @jit
     def apply(x, out):

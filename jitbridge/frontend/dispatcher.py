@@ -17,8 +17,9 @@ from numba.core.registry import CPUDispatcher
 from numba.core.typeconv import Conversion
 from numba.np import numpy_support
 
-from .. import errors, telemetry
+from .. import config, errors, telemetry
 from ..cache.numba_cache import ContentCache, record_key
+from ..targets.vector_math import target as vector_math_target
 from . import deps, diagnostics, record
 
 
@@ -30,7 +31,10 @@ class Dispatcher(CPUDispatcher):
     def __init__(self, py_func, locals=None, targetoptions=None, pipeline_class=compiler.Compiler,
                  *, jb_cache: bool = False, jb_name: str | None = None, jb_owner: Any = None,
                  jb_variant: str | None = None, jb_fingerprint: Callable[[], Any] | None = None,
-                 jb_counted: bool = True) -> None:
+                 jb_counted: bool = True, vector_math: bool | None = None) -> None:
+        self.jb_vector_math = config.settings.vector_math if vector_math is None else bool(vector_math)
+        # numba reads the target (typing and target context) from here while it initialises
+        self.targetdescr = vector_math_target(self.jb_vector_math)
         super().__init__(py_func, locals=locals, targetoptions=targetoptions, pipeline_class=pipeline_class)
         self.jb_name = jb_name or deps.qualified_name(py_func)
         self.jb_owner = jb_owner
@@ -40,22 +44,23 @@ class Dispatcher(CPUDispatcher):
         self.jb_reusable: set[tuple[Any, ...]] = set()
         if jb_cache:
             self._cache = ContentCache(self.jb_name, jb_fingerprint or (lambda: deps.fingerprint(py_func)), "cpu",
-                                       self.targetoptions,
+                                       {**self.targetoptions, "vector_math": self.jb_vector_math},
                                        record_key=record_key(self.jb_name, jb_variant),
                                        globals_=py_func.__globals__)
 
     def _reduce_states(self) -> dict[str, Any]:
         states = super()._reduce_states()
-        states.update(jb_cache=self.jb_cache, jb_name=self.jb_name)
+        states.update(jb_cache=self.jb_cache, jb_name=self.jb_name, vector_math=self.jb_vector_math)
         return states
 
     @classmethod
-    def _rebuild(cls, uuid, py_func, locals, targetoptions, can_compile, sigs, jb_cache=False, jb_name=None):
+    def _rebuild(cls, uuid, py_func, locals, targetoptions, can_compile, sigs, jb_cache=False, jb_name=None,
+                 vector_math=None):
         try:
             return cls._memo[uuid]
         except KeyError:
             pass
-        self = cls(py_func, locals, targetoptions, jb_cache=jb_cache, jb_name=jb_name)
+        self = cls(py_func, locals, targetoptions, jb_cache=jb_cache, jb_name=jb_name, vector_math=vector_math)
         self._set_uuid(uuid)
         for sig in sigs:
             self.compile(sig)
@@ -91,7 +96,7 @@ class Dispatcher(CPUDispatcher):
         if not getattr(library, "_disable_inspection", False):
             return library
         twin = Dispatcher(self.py_func, self.locals, self.targetoptions, jb_name=f"{self.jb_name} (inspection)",
-                          jb_owner=self.jb_owner, jb_variant=self.jb_variant)
+                          jb_owner=self.jb_owner, jb_variant=self.jb_variant, vector_math=self.jb_vector_math)
         twin.compile(signature)
         return twin.overloads[signature].library
 

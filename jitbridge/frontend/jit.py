@@ -20,12 +20,17 @@ def _signatures(spec: Any) -> list[Any] | None:
 
 
 def jit(signature_or_function: Any = None, locals: dict[str, Any] | None = None, cache: bool = False,
-        pipeline_class: Any = None, boundscheck: bool | None = None, **options: Any) -> Any:
+        pipeline_class: Any = None, boundscheck: bool | None = None, vector_math: bool | None = None,
+        **options: Any) -> Any:
     """Compile ``fn`` in nopython mode, accepting numba's options unchanged.
 
     ``cache=True`` keeps the machine code in jitbridge's content-addressed cache, which unlike
-    numba's is keyed on what the code is, not where its file lives.
+    numba's is keyed on what the code is, not where its file lives. ``vector_math=False`` (or
+    ``JITBRIDGE_VECTOR_MATH=0``) keeps ``math.*``/``np.*`` transcendentals as numba's libm calls
+    instead of SIMD versions in vectorized loops (docs/guide.md, "Vector math").
     """
+    if vector_math is None:
+        vector_math = config.settings.vector_math
     if options.get("forceobj", False) or options.get("nopython", True) is False:
         raise errors.ArgumentError(
             "jitbridge compiles in nopython mode only",
@@ -48,17 +53,17 @@ def jit(signature_or_function: Any = None, locals: dict[str, Any] | None = None,
         options["boundscheck"] = boundscheck
 
     if callable(signature_or_function) and not sigutils.is_signature(signature_or_function):
-        return _wrap(signature_or_function, None, locals, cache, pipeline_class, options)
+        return _wrap(signature_or_function, None, locals, cache, pipeline_class, options, vector_math)
     sigs = _signatures(signature_or_function)
 
     def decorate(fn: Callable[..., Any]) -> Dispatcher:
-        return _wrap(fn, sigs, locals, cache, pipeline_class, options)
+        return _wrap(fn, sigs, locals, cache, pipeline_class, options, vector_math)
 
     return decorate
 
 
 def _wrap(fn: Callable[..., Any], sigs: list[Any] | None, locals: dict[str, Any] | None, cache: bool,
-          pipeline_class: Any, options: dict[str, Any]) -> Dispatcher:
+          pipeline_class: Any, options: dict[str, Any], vector_math: bool) -> Dispatcher:
     if not inspect.isfunction(fn):
         raise errors.ArgumentError(
             "jb.jit decorates plain Python functions",
@@ -67,7 +72,8 @@ def _wrap(fn: Callable[..., Any], sigs: list[Any] | None, locals: dict[str, Any]
             fix="apply @jb.jit directly to a def",
         )
     extra = {"pipeline_class": pipeline_class} if pipeline_class is not None else {}
-    disp = Dispatcher(fn, locals=locals or {}, targetoptions=dict(options), jb_cache=cache, **extra)
+    disp = Dispatcher(fn, locals=locals or {}, targetoptions=dict(options), jb_cache=cache,
+                      vector_math=vector_math, **extra)
     if sigs:
         for sig in sigs:
             try:

@@ -47,8 +47,9 @@ class Kernel:
     def __init__(self, py_func: Callable[..., Any], *, ndim: int | None = None, cache: bool = True,
                  signatures: Sequence[str] | None = None, serial_below: int | None = None,
                  disjoint: Sequence[str] | bool = (), locals: dict[str, Any] | None = None,
-                 options: dict[str, Any] | None = None) -> None:
+                 vector_math: bool | None = None, options: dict[str, Any] | None = None) -> None:
         functools.update_wrapper(self, py_func)
+        self.vector_math = config.settings.vector_math if vector_math is None else bool(vector_math)
         self.py_func = py_func
         self.jb_name = deps.qualified_name(py_func)
         params = list(inspect.signature(py_func).parameters.values())
@@ -68,7 +69,7 @@ class Kernel:
         self._options = {k: v for k, v in options.items() if v is not None}
         self.spec = KernelSpec(py_func, self.jb_name, self.ndim, self.arg_names,
                                tuple(sorted(self._options.items(), key=lambda kv: kv[0])),
-                               tuple(sorted((locals or {}).items())))
+                               tuple(sorted((locals or {}).items())), self.vector_math)
         self._serial_below = _checked_count(serial_below, "serial_below", py_func)
         # A bounds-checked launch runs on one thread, so an IndexError is raised at its index.
         self._checked = bool(self._options.get("boundscheck"))
@@ -357,7 +358,7 @@ def _checked_options(options: dict[str, Any], fn: Callable[..., Any]) -> dict[st
         if name in _PASSED:
             continue
         fix = _REFUSED.get(name, f"a kernel takes {', '.join(_PASSED)}, ndim, cache, signatures, serial_below, "
-                                 "disjoint and locals")
+                                 "disjoint, locals and vector_math")
         raise errors.ArgumentError(f"@jb.kernel does not take the option {name!r}", where=_defined_at(fn),
                                    values={name: repr(options[name])}, fix=fix)
     model = options.get("error_model", "numpy")
@@ -418,16 +419,18 @@ def _shape_declarations(params: Sequence[inspect.Parameter], ndim: int, fn: Call
 
 def kernel(fn: Callable[..., Any] | None = None, *, ndim: int | None = None, cache: bool = True,
            signatures: Sequence[str] | None = None, serial_below: int | None = None,
-           disjoint: Sequence[str] | bool = (), locals: dict[str, Any] | None = None, **options: Any) -> Any:
+           disjoint: Sequence[str] | bool = (), locals: dict[str, Any] | None = None,
+           vector_math: bool | None = None, **options: Any) -> Any:
     """Decorate an index-space kernel: ``@jb.kernel`` or ``@jb.kernel(fastmath=True, ...)``.
 
     numba's ``fastmath``, ``error_model`` (default ``"numpy"``: ``x / 0`` is inf or nan, as on a
     GPU), ``boundscheck``, ``inline``, ``debug`` and ``locals`` apply to the body.
     ``serial_below=N`` runs launches of fewer than N indices on one thread (default
     ``JITBRIDGE_SERIAL_THRESHOLD``); ``disjoint=["out"]`` (or ``True``) silences the race
-    warning for writes you know never collide."""
+    warning for writes you know never collide; ``vector_math=False`` keeps ``math.*``/``np.*``
+    calls as numba's libm calls."""
     def decorate(f: Callable[..., Any]) -> Kernel:
         return Kernel(f, ndim=ndim, cache=cache, signatures=signatures, serial_below=serial_below,
-                      disjoint=disjoint, locals=locals, options=options)
+                      disjoint=disjoint, locals=locals, vector_math=vector_math, options=options)
 
     return decorate(fn) if fn is not None else decorate

@@ -42,7 +42,7 @@ class CpuLaunchers:
             body_options["forceinline"] = True
         self.body = Dispatcher(spec.py_func, locals=dict(spec.locals), targetoptions=body_options,
                                pipeline_class=cpu_lowering.BodyCompiler, jb_name=spec.name, jb_owner=owner,
-                               jb_counted=False)
+                               jb_counted=False, vector_math=spec.vector_math)
         self._loops: dict[tuple[tuple[int, ...] | None, bool], Dispatcher] = {}
         self.launchers: dict[str, Dispatcher] = {}
         self.extents = tuple(sorted({(e.arg, e.axis, e.dim) for e in self.facts.extents}))
@@ -70,7 +70,8 @@ class CpuLaunchers:
             fn = _function(cpu.loop_source(plan), "loop", {"body": self.body}, self.spec, f"<loop:{plan.variant}>")
             found = self._loops[key] = Dispatcher(fn, targetoptions={k: v for k, v in self.options.items()
                                                                         if k != "inline"},
-                                                  jb_name=self.spec.name, jb_owner=self.owner, jb_counted=False)
+                                                  jb_name=self.spec.name, jb_owner=self.owner, jb_counted=False,
+                                                  vector_math=self.spec.vector_math)
             if noalias:
                 cpu_lowering.noalias_flags(found)
         return found
@@ -85,7 +86,8 @@ class CpuLaunchers:
             + repr(self.spec.locals)
         launcher = LaunchDispatcher(fn, targetoptions=options, jb_cache=self.cache, jb_name=self.spec.name,
                                     jb_owner=self.owner, jb_variant=plan.variant,
-                                    jb_fingerprint=lambda: deps.fingerprint(self.spec.py_func, extra=key_text))
+                                    jb_fingerprint=lambda: deps.fingerprint(self.spec.py_func, extra=key_text),
+                                    vector_math=self.spec.vector_math)
         return launcher
 
 

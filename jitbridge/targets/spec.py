@@ -13,6 +13,7 @@ class KernelSpec:
     arg_names: tuple[str, ...]  # the parameters after them
     options: tuple[tuple[str, Any], ...] = ()  # numba options of the body, sorted by name
     locals: tuple[tuple[str, Any], ...] = ()  # numba ``locals=`` types of the body
+    vector_math: bool = True  # math.*/np.* transcendentals served by SIMD versions
 
     @property
     def nargs(self) -> int:
