@@ -7,114 +7,20 @@ or what stops them (a libm call per element, an allocation, a call that was not 
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
+from numba.core.types import intp
+
 from . import config, errors, telemetry
 from .cache.numba_cache import ContentCache, _Unpickler, current_store, miss_reason
+from .frontend.diagnostics import split_top_level
 from .frontend.dispatcher import Dispatcher
 from .frontend.kernel import Kernel
-from .targets import cpu, vector_math
+from .simd_report import CodeReport, reasons, vectorizer_remarks
+from .targets import cpu
 
-# What a libm call per element can be replaced with; None: nothing vectorizable here yet.
-_LIBM = {"exp": "exp", "log": "log", "tanh": "tanh", "erf": "erf", "pow": None, "sin": None, "cos": None,
-         "tan": None, "exp2": None, "log2": None, "log10": None, "log1p": None, "expm1": None, "atan2": None,
-         "asin": None, "acos": None, "atan": None, "sinh": None, "cosh": None, "erfc": None, "cbrt": None,
-         "fmod": None, "hypot": None}
-_OPS = r"v?(?:add|sub|mul|div|max|min|sqrt|fn?m(?:add|sub)\d*)"
-_PACKED = re.compile(rf"^\s*{_OPS}p[sd]\s[^\n]*%([xyz])mm", re.M)
-_SCALAR = re.compile(rf"^\s*{_OPS}s[sd]\s", re.M)
-_SYMBOL = re.compile(r"^\s*(?:movabsq\s+\$|call\w*\s+)([A-Za-z_][\w.]*)", re.M)
-_LABEL = re.compile(r"^([A-Za-z_][\w.]*):", re.M)
-# SIMD versions of a libm function: libmvec's (_ZGVdN4v_exp) or jitbridge's (jb_vm_exp_f64x4)
-_VARIANT = re.compile(r"^(?:_ZGV[bcde]N\d+v+_(\w+)|jb_vm_([a-z0-9]+)_f(32|64)x\d+)$")
 _ARRAY_REPR = re.compile(r"Array\((\w+), (\d), '(\w)', (False|True), aligned=True\)")
-_WIDTH = {"x": 128, "y": 256, "z": 512}
-
-
-@dataclasses.dataclass
-class CodeReport:
-    """What the machine code of one specialization does with its floating-point work."""
-
-    packed: dict[int, int]  # register width in bits -> packed float instructions
-    scalar: int  # scalar float instructions
-    symbols: list[str]  # functions it calls or takes the address of
-
-    @classmethod
-    def from_asm(cls, asm: str) -> "CodeReport":
-        packed: dict[int, int] = {}
-        for register in _PACKED.findall(asm):
-            packed[_WIDTH[register]] = packed.get(_WIDTH[register], 0) + 1
-        defined = set(_LABEL.findall(asm))
-        # jitbridge's SIMD math is linked into the code it serves: a call to it counts
-        symbols = [s for s in dict.fromkeys(_SYMBOL.findall(asm)) if s not in defined or _VARIANT.match(s)]
-        return cls(packed, len(_SCALAR.findall(asm)), symbols)
-
-    def vector_math(self) -> dict[str, str]:
-        """libm symbol -> who serves it in SIMD lanes ("libmvec" or "jitbridge.math"), for the
-        calls that vector math replaced in vectorized loops."""
-        served = {}
-        for symbol in self.symbols:
-            m = _VARIANT.match(symbol)
-            if m and m[1]:
-                served[m[1]] = "libmvec"
-            elif m:
-                served[m[2] + ("f" if m[3] == "32" else "")] = "jitbridge.math"
-        return served
-
-    def libm(self) -> list[tuple[str, str]]:
-        """(symbol, libm function) for each libm call per element, float32 names (``expf``)
-        included; calls that vector math serves in the vectorized loop are not among them
-        (their scalar remainder still calls libm for the last few elements)."""
-        found = []
-        served = self.vector_math()
-        for symbol in self.symbols:
-            symbol = symbol.removeprefix(vector_math.SCALAR_PREFIX)
-            base = symbol if symbol in _LIBM else symbol[:-1] if symbol.endswith("f") else None
-            if base in _LIBM and symbol not in served:
-                found.append((symbol, base))
-        return found
-
-    def lines(self) -> list[str]:
-        """The verdict first, then the evidence and what to change."""
-        out = []
-        if self.libm():
-            out.append("SIMD: no, the loop calls a libm function per element (below)")
-        elif self.packed:
-            widths = ", ".join(f"{n} x {bits}-bit" for bits, n in sorted(self.packed.items(), reverse=True))
-            out.append(f"SIMD: yes, widest {max(self.packed)}-bit ({widths} packed float ops; {self.scalar} scalar)")
-        elif self.vector_math():
-            out.append("SIMD: yes, the loop calls SIMD math functions once per vector")
-        elif self.scalar:
-            out.append(f"SIMD: no ({self.scalar} scalar float ops, no packed ones)")
-        else:
-            out.append("SIMD: no floating-point arithmetic in the compiled code")
-        served = self.vector_math()
-        if served:
-            listed = ", ".join(f"{symbol}() by {who}" for symbol, who in sorted(served.items()))
-            out.append(f"vector math: {listed} in SIMD lanes (the scalar remainder calls libm)")
-        for symbol, base in self.libm():
-            bits = 32 if symbol != base else 64
-            ours = _LIBM[base]
-            if vector_math.provider(base, bits):
-                hint = ("vector math has a SIMD version, but this loop did not vectorize (a branch that "
-                        "raises, such as a division's zero check under error_model='python', or "
-                        "vector_math=False)")
-            elif ours:
-                hint = f"use jitbridge.math.{ours} instead, which vectorizes"
-            else:
-                hint = "no SIMD version within 2 ulp yet, and LLVM cannot vectorize a loop around it"
-            out.append(f"calls libm {symbol}() per element: {hint}")
-        if any(s.startswith("NRT_MemInfo_alloc") for s in self.symbols):
-            out.append("allocates memory (NRT_MemInfo_alloc): if that is inside a loop, allocate once outside it")
-        if "numba_parallel_for" in self.symbols:
-            out.append("parallel: its prange loops are split across numba's thread pool")
-        calls = [s for s in self.symbols if s.startswith("_ZN") and "NumbaEnv" not in s]
-        if calls:
-            out.append(f"calls {len(calls)} jitted function(s) that were not inlined")
-        return out
-
 
 def explain(obj: Any, signature: str | None = None) -> str:
     """A report on a ``@jb.jit`` function or ``@jb.kernel``: definition, cache key parts,
@@ -149,6 +55,13 @@ def _readable(signature: str) -> str:
         return f"{'readonly ' if m[4] == 'True' else ''}array({m[1]}, {m[2]}d, {m[3]})"
 
     return _ARRAY_REPR.sub(array, signature)
+
+
+def _kernel_arguments(signature: str, kernel: Any) -> str:
+    """A launcher's ``(int64, <args>, int64)->none`` as the kernel's own ``(<args>)``."""
+    inner = signature.split("->")[0].strip()[1:-1]
+    parts = split_top_level(inner)
+    return "(" + ", ".join(parts[kernel.ndim:kernel.ndim + len(kernel.arg_names)]) + ")"
 
 
 def _cache_holders(obj: Any) -> list[Dispatcher]:
@@ -203,29 +116,56 @@ def _cache_lines(holders: list[Dispatcher]) -> list[str]:
         for sig in record.get("signatures", []):
             found = True
             path = store.path(cache.key_of(sig, magic))
+            shown = _kernel_arguments(_readable(sig), holder.jb_owner) if holder.jb_variant else _readable(sig)
             if path.exists():
-                lines.append(f"    cached{variant} {_readable(sig)} ({path.stat().st_size // 1024} KiB)")
+                lines.append(f"    cached{variant} {shown} ({path.stat().st_size // 1024} KiB)")
             else:
                 reason = miss_reason(record, cache.fingerprint, sig, magic)
-                lines.append(f"    stale{variant} {_readable(sig)}: {reason}")
+                lines.append(f"    stale{variant} {shown}: {reason}")
     if not found:
         lines.append("    no specialization cached yet: the first call compiles and stores one")
     return lines
 
 
 def _code_lines(obj: Any, holders: list[Dispatcher]) -> list[str]:
-    """SIMD verdict per specialization: those compiled in this process, else those cached."""
-    holder = holders[0]
-    signatures = list(holder.signatures) or _cached_signatures(holder)
-    if not signatures:
+    """SIMD verdict per specialization and launch variant (those compiled in this process, else
+    those cached), with the reasons LLVM gives where a loop did not vectorize."""
+    if isinstance(obj, Kernel):
+        n = obj.ndim
+        argtypes = list(dict.fromkeys(tuple(sig[n:n + len(obj.arg_names)]) for holder in holders
+                                      for sig in (list(holder.signatures) or _cached_signatures(holder))))
+        work = [(types, f" [{variant}]", holder, (intp,) * n + types + (intp,))
+                for types in argtypes for variant, holder in zip(cpu.VARIANTS, holders)]
+    else:
+        holder = holders[0]
+        work = [(sig, "", holder, sig) for sig in (list(holder.signatures) or _cached_signatures(holder))]
+    if not work:
         return ["  code: nothing compiled or cached to look at; call it once, or pass a signature"]
-    lines = [] if holder.jb_vector_math else ["  vector math: off (vector_math=False or JITBRIDGE_VECTOR_MATH=0)"]
-    for sig in signatures:
+    lines = [] if holders[0].jb_vector_math else ["  vector math: off (vector_math=False or JITBRIDGE_VECTOR_MATH=0)"]
+    for shown, variant, holder, sig in work:
         holder.compile(sig)
-        shown = sig[obj.ndim:obj.ndim + len(obj.arg_names)] if isinstance(obj, Kernel) else sig
-        lines.append(f"  code for ({', '.join(str(t) for t in shown)}):")
-        lines += [f"    {line}" for line in CodeReport.from_asm(holder.inspect_asm(sig)).lines()]
+        lines.append(f"  code for ({', '.join(str(t) for t in shown)}){variant}:")
+        report = CodeReport.from_asm(holder.inspect_asm(sig)).lines()
+        lines += [f"    {line}" for line in report]
+        if report[0].startswith("SIMD: no"):
+            for why, fix in reasons(vectorizer_remarks(lambda: _fresh_compile(obj, sig))):
+                lines.append(f"    not vectorized: {why}; fix: {fix}")
     return lines
+
+
+def _fresh_compile(obj: Any, sig: tuple[Any, ...]) -> None:
+    """Compile ``sig`` again from scratch (body and loop included for a kernel), so LLVM's
+    optimizer runs, and reports, on every loop; nothing is cached or counted. A kernel's serial
+    launcher stands for both variants: they run the same loop, and the parallel one adds only
+    numba's thread-pool code, whose own loops would muddle the report."""
+    if isinstance(obj, Kernel):
+        from .frontend.launchers import CpuLaunchers
+
+        twin = CpuLaunchers(obj.spec, obj, cache=False, disjoint=frozenset(obj.arg_names))
+        twin.launcher(twin.plan("serial")).compile(sig)
+    else:
+        Dispatcher(obj.py_func, obj.locals, obj.targetoptions, jb_name=f"{obj.jb_name} (explain)",
+                   jb_counted=False, vector_math=obj.jb_vector_math).compile(sig)
 
 
 def _cached_signatures(holder: Dispatcher) -> list[tuple[Any, ...]]:

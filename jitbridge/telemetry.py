@@ -47,9 +47,16 @@ def note_recompile(name: str, reason: str) -> None:
 
 
 def stats() -> dict[str, dict[str, Any]]:
-    """A snapshot: {qualified kernel name: {"compiles", "cache_hits", "cache_misses", "calls", ...}}."""
-    return {name: {k: (list(v) if isinstance(v, list) else v) for k, v in d.items()} for name, d in _stats.items()}
+    """A snapshot: {qualified kernel name: {"compiles", "cache_hits", "cache_misses", "calls", ...}},
+    for every kernel with something to report."""
+    return {name: {k: (list(v) if isinstance(v, list) else v) for k, v in d.items()}
+            for name, d in _stats.items() if any(d.values())}
 
 
 def reset_stats() -> None:
-    _stats.clear()
+    """Zero every counter. Entries are zeroed in place, not dropped: a kernel keeps its own
+    entry so that counting a launch is one dict update."""
+    for counters in _stats.values():
+        for field in _FIELDS:
+            counters[field] = 0
+        counters["recompile_reasons"].clear()

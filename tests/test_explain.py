@@ -87,8 +87,44 @@ def test_kernel_lists_its_launch_variants(cache_dir) -> None:
     x = np.ones(8)
     axpy[8](2.0, x, np.empty(8))
     text = jb.explain(axpy)
-    assert text.startswith("kernel ") and "cached [serial]" in text and "[parallel]" not in text
-    assert "SIMD: yes" in text
+    assert text.startswith("kernel ") and "cached [serial]" in text
+    serial, parallel = text.split("code for (float64, array(float64, 1d, C), array(float64, 1d, C))")[1:]
+    assert serial.startswith(" [serial]:") and parallel.startswith(" [parallel]:")
+    assert "SIMD: yes" in serial and "SIMD: yes" in parallel, "both variants that can run are reported"
+
+
+def test_simd_no_comes_with_llvms_reason_and_the_fix(cache_dir) -> None:
+    @jb.kernel(error_model="python")
+    def ratio(i, x, y, out):
+        out[i] = x[i] / y[i]
+
+    @jb.kernel(disjoint=True)
+    def running(i, x, out):
+        out[i + 1] = out[i] + x[i]
+
+    ratio[4](np.ones(4), np.ones(4), np.empty(4))
+    text = jb.explain(ratio)
+    assert "SIMD: no" in text and "error_model='numpy'" in text and "loop can stop part-way" in text
+    running[3](np.ones(3), np.zeros(4))
+    assert "loop-carried dependency" in jb.explain(running)
+
+
+def test_explain_a_kernel_defined_in_main(tmp_path, cache_dir) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent("""\
+        import numpy as np, jitbridge as jb
+
+        @jb.kernel
+        def scale(i, a, x, out):
+            out[i] = a * x[i]
+
+        scale[16](2.0, np.ones(16), np.empty(16))
+        print(jb.explain(scale))
+        """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "kernel __main__.scale" in done.stdout and "[serial]" in done.stdout and "[parallel]" in done.stdout
+    assert done.stdout.count("SIMD: yes") == 2
 
 
 def _cli(*args: str, cwd) -> subprocess.CompletedProcess:

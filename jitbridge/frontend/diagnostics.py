@@ -26,7 +26,7 @@ _LITERAL = re.compile(r"Literal\[(\w+)\]\([^()]*\)")
 _TUPLE = re.compile(r"\b(Uni)?Tuple\(")
 
 
-def _split_top_level(text: str) -> list[str]:
+def split_top_level(text: str) -> list[str]:
     parts, depth, start = [], 0, 0
     for pos, char in enumerate(text):
         if char in "([":
@@ -53,7 +53,7 @@ def _plain_words(report: str) -> str:
     """The one sentence that says what went wrong, from numba's multi-part report."""
     match = _SIGNATURE.search(report)
     if match:
-        fn, args = match[1], [friendly_type(a) for a in _split_top_level(match[2])]
+        fn, args = match[1], [friendly_type(a) for a in split_top_level(match[2])]
         operator_call = f"Function(<built-in function {fn}>)" in report or "Function(<ufunc" in report
         verb = _OPERATORS.get(fn) if operator_call or fn in ("getitem", "setitem") else None
         if verb and len(args) == 2:

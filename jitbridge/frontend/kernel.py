@@ -70,11 +70,15 @@ class Kernel:
         self.spec = KernelSpec(py_func, self.jb_name, self.ndim, self.arg_names,
                                tuple(sorted(self._options.items(), key=lambda kv: kv[0])),
                                tuple(sorted((locals or {}).items())), self.vector_math)
-        self._serial_below = _checked_count(serial_below, "serial_below", py_func)
+        # Launches of ``_limit`` indices or more run in parallel (None: JITBRIDGE_SERIAL_THRESHOLD).
         # A bounds-checked launch runs on one thread, so an IndexError is raised at its index.
         self._checked = bool(self._options.get("boundscheck"))
+        serial_below = _checked_count(serial_below, "serial_below", py_func)
+        self._limit = INTP_MAX if self._checked else serial_below
         self._disjoint = _checked_disjoint(disjoint, self.arg_names, py_func)
         self._cache = cache
+        self._counters = telemetry.entry(self.jb_name)
+        self._bound: dict[Any, Callable[..., None]] = {}
         self._cpu: CpuLaunchers | None = None
         self._entry: Any = None
         self.declared_signatures = tuple(signatures or ())
@@ -96,7 +100,14 @@ class Kernel:
         return self._cpu
 
     def __getitem__(self, dims: Any) -> Callable[..., None]:
-        return functools.partial(self.launch, dims)
+        """``k[n]``: the launch over ``n``, made once per domain and kept (a few dozen at most)."""
+        try:
+            return self._bound[dims]
+        except (KeyError, TypeError):
+            bound = functools.partial(self.launch, dims)
+            if len(self._bound) < 64 and isinstance(dims, (int, tuple)):
+                self._bound[dims] = bound
+            return bound
 
     def launch(self, dims: Any, *args: Any, target: str | None = None, threads: int | None = None) -> None:
         """Run the kernel over ``dims`` (an int, or a tuple of 1-3 ints) with ``args``;
@@ -109,9 +120,9 @@ class Kernel:
             self._wrong_count(args)
         if self._declared:
             argmod.check_shapes(self._declared, shape, self._index_symbols, args)
-        if target is None and threads is None and config.settings.target == "cpu" and self._entry is not None:
-            limit = INTP_MAX if self._checked else (
-                config.settings.serial_threshold if self._serial_below is None else self._serial_below)
+        settings = config.settings
+        if target is None and threads is None and self._entry is not None and settings.target == "cpu":
+            limit = settings.serial_threshold if self._limit is None else self._limit
             try:
                 code = self._entry(*shape, *args, limit)
             except argmod.NeedsConversion:
@@ -123,7 +134,7 @@ class Kernel:
                     self._after(code, shape, args)
         else:
             self._launch_general(shape, args, target, threads)
-        telemetry.count(self.jb_name, "calls")
+        self._counters["calls"] += 1
 
     def _launch_general(self, shape: tuple[int, ...], args: tuple[Any, ...], target: str | None,
                         threads: int | None) -> None:
@@ -145,8 +156,7 @@ class Kernel:
             finally:
                 numba.set_num_threads(previous)
             return
-        self._run(shape, args, INTP_MAX if self._checked else (
-            config.settings.serial_threshold if self._serial_below is None else self._serial_below))
+        self._run(shape, args, config.settings.serial_threshold if self._limit is None else self._limit)
 
     def _run(self, shape: tuple[int, ...], args: tuple[Any, ...], limit: int) -> None:
         """A launch off the fast path. The serial launcher becomes the fast path's entry on the
@@ -208,8 +218,7 @@ class Kernel:
                       if isinstance(args[w], np.ndarray) and isinstance(args[o], np.ndarray))
         if partial:
             return launchers.launcher(launchers.plan("overlap"))(*shape, *args, INTP_MAX)
-        limit = INTP_MAX if self._checked else (
-            config.settings.serial_threshold if self._serial_below is None else self._serial_below)
+        limit = config.settings.serial_threshold if self._limit is None else self._limit
         if math.prod(shape) < limit:
             return launchers.launcher(launchers.plan("serial", pattern))(*shape, *args, limit)
         return launchers.launcher(launchers.plan("parallel", pattern))(*shape, *args, numba.get_num_threads())

@@ -71,6 +71,9 @@ def loop_source(plan: Plan) -> str:
     params = bounds + [f"a{k}" for k in plan.unique_args()]
     ranges = ["range(lo0, hi0)", "range(lo1, hi1)", "range(n2)"][: plan.ndim]
     lines = [f"def loop({', '.join(params)}):"]
+    # Bounds are never negative; saying so lets LLVM drop the negative-index wraparound of
+    # x[i + k], which otherwise turns a vectorized stencil into gathers.
+    lines += [f"    {lo} = max({lo}, 0)" for lo in bounds if lo.startswith("lo")]
     for d, rng in enumerate(ranges):
         lines.append("    " * (d + 1) + f"for i{d} in {rng}:")
     call_args = [f"i{d}" for d in range(plan.ndim)] + [f"a{pattern[k]}" for k in range(plan.nargs)]
@@ -100,9 +103,11 @@ def launcher_source(plan: Plan) -> str:
         total = " * ".join(dims)
         if plan.mode == "serial":
             lines += [f"    if {total} >= limit:", f"        return {WANTS_PARALLEL}"]
-        whole = ["0", "n0"] + (["0", "n1"] if plan.ndim > 1 else []) + tail
+        # ``zero`` is a run-time 0, so serial and parallel launchers share one loop specialization
+        # (a literal 0 would be typed as Literal[int](0) and compile the loop twice).
+        whole = ["zero", "n0"] + (["zero", "n1"] if plan.ndim > 1 else []) + tail
         passed = [f"as_private(a{k})" if k in plan.atomic_only else f"a{k}" for k in unique]
-        lines.append(f"    loop({', '.join(whole + passed)})")
+        lines += ["    zero = n0 * 0", f"    loop({', '.join(whole + passed)})"]
     lines.append(f"    return {OK}")
     return "\n".join(lines) + "\n"
 
