@@ -45,6 +45,9 @@ STREAM_BYTES = 32 << 20
 
 SERIAL = {"error_model": "numpy", "nogil": True, "cache": True}
 PARALLEL = {"error_model": "numpy", "nogil": True, "parallel": True, "cache": True}
+# The library's kernels: one launch index (a row, a block, a task), and disjoint writes through
+# helper calls, so no race to warn about.
+KERNEL = {"disjoint": True, "ndim": 1}
 # Sums may be reordered (vectorized, several accumulators); never in code that inlines
 # jitbridge.math, whose error-free steps need IEEE order.
 REDUCE = {"fastmath": {"reassoc", "contract"}}
@@ -180,6 +183,11 @@ class Plan:
             return DETERMINISTIC_BLOCK
         share = -(-n // max(self.threads, 1))
         return max(BLOCK_ALIGN, -(-share // BLOCK_ALIGN) * BLOCK_ALIGN)
+
+    @property
+    def launch_threads(self) -> int:
+        """``threads=`` for a kernel launch that runs this plan."""
+        return self.threads if self.parallel else 1
 
     def threads_set(self) -> contextlib.AbstractContextManager:
         """numba's thread count for this call only (it is per calling thread)."""

@@ -1,28 +1,28 @@
-"""Shared compiled building blocks: vectorizable max, chunk statistics, and the three drivers
-every row-wise statistic runs under (serial rows, threaded rows, threaded blocks of one row).
+"""Shared compiled building blocks: vectorizable max, chunk statistics, and the kernels every
+row-wise statistic runs under (``jb.kernel`` over rows, and over blocks of one long row).
 
 A "statistic" here is a jitted ``stat(x, y, zero) -> tuple`` over one contiguous 1-D slice
 (``y`` is a second operand or ``x`` again; ``zero`` fixes the accumulator type).
 
 Every loop runs ``range(0, slice.size)`` over a slice rather than ``range(lo, hi)`` over the
 whole array: numba wraps negative indices, and only an index it can prove non-negative lets
-LLVM drop that select and vectorize (the ``range(lo, hi)`` form runs 4x slower threaded). The drivers
-store each tuple in a row of a 2-D array, so one set of drivers serves sums, Welford triples
-and softmax's (max, sum) pairs, and the serial and threaded variants call the very same
+LLVM drop that select and vectorize (the ``range(lo, hi)`` form runs 4x slower threaded). The
+kernels store each tuple in a row of a 2-D array, so one pair of kernels serves sums, Welford
+triples and softmax's (max, sum) pairs, and a serial and a threaded launch run the very same
 ``stat`` code on the very same slices.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from llvmlite import ir as llvm_ir
 from numba import types
 from numba.extending import intrinsic
 
-from jitbridge import jit, prange
+from jitbridge import jit, kernel
 
-from ._dispatch import PARALLEL, REDUCE, SERIAL
+from ._dispatch import KERNEL, REDUCE, SERIAL
 
 CHUNK = 512  # elements re-read from L1 by two-pass chunk statistics
 
@@ -138,33 +138,36 @@ def merge_moments(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
     return n, mean, m2_a + m2_b + delta * delta * (n_a * n_b / n)
 
 
-def stat_drivers(stat: Callable, width: int) -> tuple[Callable, Callable, Callable]:
-    """(serial_rows, parallel_rows, parallel_blocks) for a statistic of ``width`` values.
+def named(fn: Callable, name: str) -> Callable:
+    """``fn`` under its own name, so each kernel a factory makes has its own counters and
+    cache records."""
+    fn.__name__ = fn.__qualname__ = name
+    return fn
 
-    ``*_rows(x2, y2, zero, out)`` fill ``out[r, :]`` with ``stat`` of row r;
-    ``blocks(x, y, zero, block, out)`` fills ``out[b, :]`` with ``stat`` of the b-th block of
-    the 1-D ``x``; the caller combines those rows in order.
+
+def stat_drivers(stat: Callable, width: int) -> tuple[Any, Any]:
+    """(rows, blocks) kernels for a statistic of ``width`` values.
+
+    ``rows[n_rows](x2, y2, zero, out)`` fills ``out[r, :]`` with ``stat`` of row r;
+    ``blocks[n_blocks](x, y, zero, block, out)`` fills ``out[b, :]`` with ``stat`` of the b-th
+    block of the 1-D ``x``; the caller combines those rows in order. Serial and threaded runs
+    are the same kernels launched with ``threads=1`` or more.
     """
 
-    def rows(x2, y2, zero, out):
-        for r in prange(x2.shape[0]):  # prange is range where parallel=False
-            t = stat(x2[r], y2[r], zero)
-            for k in range(width):
-                out[r, k] = t[k]
+    def rows(r, x2, y2, zero, out):
+        t = stat(x2[r], y2[r], zero)
+        for k in range(width):
+            out[r, k] = t[k]
 
-    serial_rows, parallel_rows = jit(**SERIAL)(rows), jit(**PARALLEL)(rows)
+    def blocks(b, x, y, zero, block, out):
+        lo = b * block
+        hi = min(lo + block, x.size)
+        t = stat(x[lo:hi], y[lo:hi], zero)
+        for k in range(width):
+            out[b, k] = t[k]
 
-    @jit(**PARALLEL)
-    def blocks(x, y, zero, block, out):
-        n = x.size
-        for b in prange(out.shape[0]):
-            lo = b * block
-            hi = min(lo + block, n)
-            t = stat(x[lo:hi], y[lo:hi], zero)
-            for k in range(width):
-                out[b, k] = t[k]
-
-    return serial_rows, parallel_rows, blocks
+    return (kernel(**KERNEL)(named(rows, f"{stat.__name__}_rows")),
+            kernel(**KERNEL)(named(blocks, f"{stat.__name__}_blocks")))
 
 
 @jit(**SERIAL)
@@ -185,53 +188,35 @@ def combine_moments(partials, x, block):
     return np.array((count, mean, m2))
 
 
-def transform_drivers(stat: Callable, coef: Callable, apply: Callable) -> tuple[Callable, Callable, Callable]:
-    """(serial_rows, parallel_rows, apply_blocks) for "statistic, then rewrite the row".
+def transform_drivers(stat: Callable, coef: Callable, apply: Callable) -> tuple[Any, Any]:
+    """(rows, blocks) kernels for "statistic, then rewrite the row".
 
     A row runs ``stat`` over it, ``coef(stat, n, params) -> (a, b)`` turns that into two
     coefficients, and ``apply(x, out, lo, hi, a, b, params, stream)`` writes ``out[lo:hi]``
-    (with streaming stores when ``stream``; see ``_stream``). A long 1-D input instead gets its
-    statistic from ``stat_drivers(stat).blocks`` and is rewritten by
-    ``apply_blocks(x, out, a, b, params, block, stream)`` on all threads.
+    (with streaming stores when ``stream``; see ``_stream``): ``rows[n_rows](x2, out2, zero,
+    params, stream)``. A long 1-D input instead gets its statistic from
+    ``stat_drivers(stat)`` blocks and is rewritten by
+    ``blocks[n_blocks](x, out, a, b, params, block, stream)``.
     """
 
-    @jit(**SERIAL)
-    def row(x, out, zero, params, stream):
+    def rows(r, x2, out2, zero, params, stream):
+        x, out = x2[r], out2[r]
         a, b = coef(stat(x, x, zero), x.size, params)
         apply(x, out, 0, x.size, a, b, params, stream)
 
-    @jit(**SERIAL)
-    def serial_rows(x2, out2, zero, params, stream):
-        for r in range(x2.shape[0]):
-            row(x2[r], out2[r], zero, params, stream)
+    def blocks(k, x, out, a, b, params, block, stream):
+        apply(x, out, k * block, min(k * block + block, x.size), a, b, params, stream)
 
-    @jit(**PARALLEL)
-    def parallel_rows(x2, out2, zero, params, stream):
-        for r in prange(x2.shape[0]):
-            row(x2[r], out2[r], zero, params, stream)
-
-    @jit(**PARALLEL)
-    def apply_blocks(x, out, a, b, params, block, stream):
-        n = x.size
-        for k in prange((n + block - 1) // block):
-            apply(x, out, k * block, min(k * block + block, n), a, b, params, stream)
-
-    return serial_rows, parallel_rows, apply_blocks
+    return (kernel(**KERNEL)(named(rows, f"{apply.__name__}_rows")),
+            kernel(**KERNEL)(named(blocks, f"{apply.__name__}_blocks")))
 
 
-def map_drivers(apply: Callable) -> tuple[Callable, Callable]:
-    """(serial, parallel) element-wise drivers over flat arrays:
-    ``apply(x, y, out, lo, hi, params, stream)`` writes ``out[lo:hi]`` (with streaming stores
-    when ``stream``); the parallel one hands each thread whole blocks of ``block`` elements."""
+def map_drivers(apply: Callable) -> Any:
+    """The element-wise blocks kernel over flat arrays: ``blocks[n_blocks](x, y, out, params,
+    block, stream)`` runs ``apply(x, y, out, lo, hi, params, stream)`` on each block (with
+    streaming stores when ``stream``)."""
 
-    @jit(**SERIAL)
-    def serial(x, y, out, params, block, stream):
-        apply(x, y, out, 0, x.size, params, stream)
+    def blocks(k, x, y, out, params, block, stream):
+        apply(x, y, out, k * block, min(k * block + block, x.size), params, stream)
 
-    @jit(**PARALLEL)
-    def parallel(x, y, out, params, block, stream):
-        n = x.size
-        for k in prange((n + block - 1) // block):
-            apply(x, y, out, k * block, min(k * block + block, n), params, stream)
-
-    return serial, parallel
+    return kernel(**KERNEL)(named(blocks, f"{apply.__name__}_blocks"))

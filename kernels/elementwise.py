@@ -1,7 +1,8 @@
 """Element-wise kernels: ``clip``, ``scale``, ``saxpy``, ``relu`` and ``gelu``.
 
-Each is one loop over the flat array, so it runs at memory speed once vectorized; above the
-crossover the array is cut into one block per thread. Arithmetic is in the input dtype with
+Each is a ``jb.kernel`` over the flat array's elements, so it runs at memory speed once
+vectorized, on one thread below the crossover and on all above it. Outputs too large for the
+caches are written by blocks kernels with streaming stores instead (``_stream``). Arithmetic is in the input dtype with
 NumPy's operation order (no fused multiply-add), so results match NumPy bit for bit; gelu's
 tanh and erf come from ``jitbridge.math`` (within 2 ulp) and vectorize.
 """
@@ -12,12 +13,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jitbridge import errors, jit
+from jitbridge import errors, jit, kernel
 from jitbridge import math as jm
 
 from . import _dispatch as d
 from ._dispatch import SERIAL
-from ._loops import map_drivers
+from ._loops import map_drivers, named
 from ._stream import streaming
 
 
@@ -32,61 +33,80 @@ def _relu_ir(a, x, y, zero, unused):
     return a.select(a.less(x, zero), zero, x)
 
 
-def _streamed(ir: Callable, name: str) -> Callable:
-    """The jitted ``apply`` for ``map_drivers`` of a streaming op of (params[0], params[-1])."""
+def _streamed(ir: Callable, name: str) -> Any:
+    """The blocks kernel of a streaming op of (params[0], params[-1]), for outputs too large
+    for the caches (``_stream``)."""
     op = streaming(ir)
 
     def apply(x, y, out, lo, hi, params, stream):
         op(x[lo:hi], y[lo:hi], out[lo:hi], params[0], params[-1], stream)
 
-    apply.__name__ = apply.__qualname__ = name
-    return jit(**SERIAL)(apply)
+    return map_drivers(jit(**SERIAL)(named(apply, name)))
 
 
-_clip = _streamed(_clip_ir, "_clip")
-_scale = _streamed(lambda a, x, y, alpha, unused: a.mul(alpha, x), "_scale")
-_saxpy = _streamed(lambda a, x, y, alpha, unused: a.add(a.mul(alpha, x), y), "_saxpy")
-_relu = _streamed(_relu_ir, "_relu")
+@kernel
+def _clip_k(i, x, out, low, high):
+    v = x[i]
+    v = low if v < low else v
+    out[i] = high if high < v else v
 
 
-@jit(**SERIAL)
-def _gelu_tanh(x, y, out, lo, hi, params, stream):  # compute-bound: plain stores
-    x, y, out = x[lo:hi], y[lo:hi], out[lo:hi]
-    half, one, c1, c3 = params
-    for i in range(x.size):
-        v = x[i]
-        out[i] = half * v * (one + jm.tanh(c1 * (v + c3 * v * v * v)))
+@kernel
+def _scale_k(i, x, out, alpha):
+    out[i] = alpha * x[i]
 
 
-@jit(**SERIAL)
-def _gelu_erf(x, y, out, lo, hi, params, stream):
-    x, y, out = x[lo:hi], y[lo:hi], out[lo:hi]
-    half, one, inv_sqrt2 = params
-    for i in range(x.size):
-        v = x[i]
-        out[i] = half * v * (one + jm.erf(v * inv_sqrt2))
+@kernel
+def _saxpy_k(i, x, y, out, alpha):
+    out[i] = alpha * x[i] + y[i]
 
 
-_DRIVERS = {
-    "clip": map_drivers(_clip), "scale": map_drivers(_scale), "saxpy": map_drivers(_saxpy),
-    "relu": map_drivers(_relu), "gelu": map_drivers(_gelu_tanh), "gelu_erf": map_drivers(_gelu_erf),
+@kernel
+def _relu_k(i, x, out, zero):
+    v = x[i]
+    out[i] = zero if v < zero else v
+
+
+@kernel
+def _gelu_tanh_k(i, x, out, half, one, c1, c3):
+    v = x[i]
+    out[i] = half * v * (one + jm.tanh(c1 * (v + c3 * v * v * v)))
+
+
+@kernel
+def _gelu_erf_k(i, x, out, half, one, inv_sqrt2):
+    v = x[i]
+    out[i] = half * v * (one + jm.erf(v * inv_sqrt2))
+
+
+# name -> (element kernel, whether it reads y, blocks kernel with streaming stores or None)
+_KERNELS = {
+    "clip": (_clip_k, False, _streamed(_clip_ir, "_clip")),
+    "scale": (_scale_k, False, _streamed(lambda a, x, y, alpha, unused: a.mul(alpha, x), "_scale")),
+    "saxpy": (_saxpy_k, True, _streamed(lambda a, x, y, alpha, unused: a.add(a.mul(alpha, x), y), "_saxpy")),
+    "relu": (_relu_k, False, _streamed(_relu_ir, "_relu")),
+    "gelu": (_gelu_tanh_k, False, None),  # compute-bound: plain stores
+    "gelu_erf": (_gelu_erf_k, False, None),
 }
 
 
-def _elementwise(kernel: str, drivers: tuple[Callable, Callable], arr: np.ndarray, other: np.ndarray,
-                 out: np.ndarray | None, params: tuple, threads: int | None) -> np.ndarray:
+def _elementwise(name: str, arr: np.ndarray, other: np.ndarray, out: np.ndarray | None, params: tuple,
+                 threads: int | None) -> np.ndarray:
+    element, reads_y, streamed = _KERNELS[name]
     buf, user_out = d.prepare_out(out, arr.shape, arr.dtype, inputs=(arr, other), same_index_ok=True)
     x = d.flat(arr)
     y = x if other is arr else d.flat(other)
     if x.size:
-        serial, parallel = drivers
-        plan = d.plan(kernel, x.size, threads, False)
-        stream = d.streams(x, y, buf)
-        if plan.parallel:
-            with plan.threads_set():
-                parallel(x, y, buf.reshape(-1), params, plan.block(x.size), stream)
+        plan = d.plan(name, x.size, threads, False)
+        flat_out = buf.reshape(-1)
+        if streamed is not None and d.streams(x, y, buf):
+            block = plan.block(x.size)
+            streamed.launch(d.nblocks(x.size, block), x, y, flat_out, params, block, True,
+                            threads=plan.launch_threads)
+        elif reads_y:
+            element.launch(x.size, x, y, flat_out, *params, threads=plan.launch_threads)
         else:
-            serial(x, y, buf.reshape(-1), params, 0, stream)
+            element.launch(x.size, x, flat_out, *params, threads=plan.launch_threads)
     return d.finish(buf, user_out)
 
 
@@ -107,14 +127,13 @@ def clip(x: Any, lo: Any = None, hi: Any = None, out: np.ndarray | None = None,
         buf, user_out = d.prepare_out(out, arr.shape, arr.dtype)
         buf.fill(np.nan)
         return d.finish(buf, user_out)
-    return _elementwise("clip", _DRIVERS["clip"], arr, arr, out, (low, high), threads)
+    return _elementwise("clip", arr, arr, out, (low, high), threads)
 
 
 def scale(x: Any, alpha: Any, out: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
     """``alpha * x`` in x's dtype (integer alpha must fit an integer x; overflow wraps)."""
     arr = d.require_array(x, "x", d.NUMERIC)
-    return _elementwise("scale", _DRIVERS["scale"], arr, arr, out, (d.scalar_as(alpha, arr.dtype, "alpha"),),
-                        threads)
+    return _elementwise("scale", arr, arr, out, (d.scalar_as(alpha, arr.dtype, "alpha"),), threads)
 
 
 def saxpy(alpha: Any, x: Any, y: Any, out: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
@@ -122,14 +141,13 @@ def saxpy(alpha: Any, x: Any, y: Any, out: np.ndarray | None = None, threads: in
     arr = d.require_array(x, "x", d.NUMERIC)
     other = d.require_array(y, "y", d.NUMERIC)
     d.check_same_shape("y", other, arr)
-    return _elementwise("saxpy", _DRIVERS["saxpy"], arr, other, out, (d.scalar_as(alpha, arr.dtype, "alpha"),),
-                        threads)
+    return _elementwise("saxpy", arr, other, out, (d.scalar_as(alpha, arr.dtype, "alpha"),), threads)
 
 
 def relu(x: Any, out: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
     """``np.maximum(x, 0)``: NaN propagates, -0.0 stays -0.0."""
     arr = d.require_array(x, "x", d.NUMERIC)
-    return _elementwise("relu", _DRIVERS["relu"], arr, arr, out, (arr.dtype.type(0),), threads)
+    return _elementwise("relu", arr, arr, out, (arr.dtype.type(0),), threads)
 
 
 def gelu(x: Any, approximate: str = "none", out: np.ndarray | None = None,
@@ -147,4 +165,4 @@ def gelu(x: Any, approximate: str = "none", out: np.ndarray | None = None,
         raise errors.ArgumentError("approximate must be 'none' or 'tanh'", values={"approximate": repr(approximate)},
                                    fix="pass approximate='none' (erf) or approximate='tanh'")
     kernel = "gelu_erf" if approximate == "none" else "gelu"
-    return _elementwise(kernel, _DRIVERS[kernel], arr, arr, out, params, threads)
+    return _elementwise(kernel, arr, arr, out, params, threads)

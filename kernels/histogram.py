@@ -2,8 +2,9 @@
 
 Bin indices are computed exactly as ``np.histogram`` computes them (the same dtypes, the same
 ``(x - first) / width * bins`` and the same one-ulp corrections against the edges), so values
-on an edge land where NumPy puts them. Each thread counts into its own histogram; the counts
-are integers, so the merged result does not depend on the thread count.
+on an edge land where NumPy puts them. The kernel counts with ``jb.atomic.add``; a threaded
+launch gives each thread its own copy of the (small) histogram and adds them at the end. The
+counts are integers, so the result does not depend on the thread count.
 """
 from __future__ import annotations
 
@@ -12,43 +13,27 @@ from typing import Any
 
 import numpy as np
 
-from jitbridge import errors, jit, prange
+from jitbridge import atomic, errors, kernel
 
 from . import _dispatch as d
-from ._dispatch import PARALLEL, SERIAL
 from ._loops import cast_like
 
 
-@jit(**SERIAL)
-def _count(x, lo, hi, edges, first, denom, counts):
-    """Add the bin counts of x[lo:hi] to ``counts``."""
-    x = x[lo:hi]
+@kernel
+def _count(i, x, edges, first, denom, counts):
+    """Count x[i] into its bin. ``counts`` is touched only through ``jb.atomic.add``, so a
+    threaded launch gives each thread a private copy and adds them up at the end."""
     nbins = counts.size
     low, high = edges[0], edges[nbins]
-    for i in range(x.size):
-        v = cast_like(x[i], low)
-        if not (v >= low and v <= high):
-            continue
+    v = cast_like(x[i], low)
+    if v >= low and v <= high:
         k = int(cast_like(cast_like(v, first) - first, denom) / denom * nbins)
         k = nbins - 1 if k == nbins else k
         if v < edges[k]:
             k -= 1
         if k != nbins - 1 and v >= edges[k + 1]:
             k += 1
-        counts[k] += 1
-
-
-@jit(**SERIAL)
-def _count_serial(x, edges, first, denom, partial):
-    _count(x, 0, x.size, edges, first, denom, partial[0])
-
-
-@jit(**PARALLEL)
-def _count_parallel(x, edges, first, denom, partial):
-    n = x.size
-    parts = partial.shape[0]
-    for p in prange(parts):
-        _count(x, p * n // parts, (p + 1) * n // parts, edges, first, denom, partial[p])
+        atomic.add(counts, k, 1)
 
 
 def _outer_edges(arr: np.ndarray, range: Any) -> tuple[Any, Any]:
@@ -110,10 +95,9 @@ def histogram(x: Any, bins: int = 10, range: tuple[float, float] | None = None,
     denom = _width(last, first)
     div_type = np.result_type(np.empty(0, sub_type), denom)
     first_s, denom_c = sub_type.type(first), div_type.type(denom)
-    plan = d.plan("histogram", arr.size, threads, False)
-    partial = np.zeros((plan.threads if plan.parallel else 1, nbins), np.intp)
+    counts = np.zeros(nbins, np.intp)
     if arr.size:
-        x1 = np.ascontiguousarray(arr)
-        with plan.threads_set():
-            (_count_parallel if plan.parallel else _count_serial)(x1, edges, first_s, denom_c, partial)
-    return partial.sum(axis=0), edges
+        plan = d.plan("histogram", arr.size, threads, False)
+        _count.launch(arr.size, np.ascontiguousarray(arr), edges, first_s, denom_c, counts,
+                      threads=plan.launch_threads)
+    return counts, edges

@@ -105,7 +105,7 @@ _MOMENTS = stat_drivers(moments_stat, 3)
 _LAYERNORM = transform_drivers(moments_stat, _layernorm_coef, _layernorm_apply)
 
 
-def _transform(kernel: str, stats: tuple[Callable, ...], drivers: tuple[Callable, ...], combine: Callable,
+def _transform(kernel: str, stats: tuple[Any, Any], drivers: tuple[Any, Any], combine: Callable,
                coef: Callable, arr: np.ndarray, out: np.ndarray | None, params: tuple, width: int,
                threads: int | None, deterministic: bool | None) -> np.ndarray:
     """Run a statistic-then-rewrite kernel over every row of ``arr`` into ``out``."""
@@ -114,22 +114,18 @@ def _transform(kernel: str, stats: tuple[Callable, ...], drivers: tuple[Callable
     out2 = buf.reshape(x2.shape)
     if not x2.size:
         return d.finish(buf, user_out)
-    serial_rows, parallel_rows, apply_blocks = drivers
+    rows, apply_blocks = drivers
     zero = np.float64(0)
     stream = d.streams(x2, out2)
     plan = d.plan(kernel, arr.size, threads, deterministic)
     if x2.shape[0] == 1 and plan.parallel:
         block = plan.block(x2.shape[1])
         partials = np.empty((d.nblocks(x2.shape[1], block), width))
-        with plan.threads_set():
-            stats[2](x2[0], x2[0], zero, block, partials)
-            a, b = coef(combine(partials, x2[0], block), x2.shape[1], params)
-            apply_blocks(x2[0], out2[0], a, b, params, block, stream)
-    elif plan.parallel:
-        with plan.threads_set():
-            parallel_rows(x2, out2, zero, params, stream)
+        stats[1].launch(partials.shape[0], x2[0], x2[0], zero, block, partials, threads=plan.threads)
+        a, b = coef(combine(partials, x2[0], block), x2.shape[1], params)
+        apply_blocks.launch(partials.shape[0], x2[0], out2[0], a, b, params, block, stream, threads=plan.threads)
     else:
-        serial_rows(x2, out2, zero, params, stream)
+        rows.launch(x2.shape[0], x2, out2, zero, params, stream, threads=plan.launch_threads)
     return d.finish(buf, user_out)
 
 

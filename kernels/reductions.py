@@ -1,6 +1,7 @@
 """Reductions along the last axis: ``sum_sq``, ``dot``, ``variance`` and ``argmax``.
 
-Each is one statistic over a contiguous slice (see ``_loops.stat_drivers``); a 1-D input
+Each is one statistic over a contiguous slice, run by the ``jb.kernel``s of
+``_loops.stat_drivers`` over rows or blocks; a 1-D input
 above the crossover is cut into blocks whose partial results are combined in block order,
 which is what makes deterministic mode bit-identical for any thread count.
 """
@@ -24,22 +25,18 @@ def _acc_zero(dtype: np.dtype) -> Any:
     return np.uint64(0) if dtype.kind == "u" else np.int64(0)
 
 
-def reduce_rows(drivers: tuple[Callable, Callable, Callable], combine: Callable,
+def reduce_rows(drivers: tuple[Any, Any], combine: Callable,
                 x2: np.ndarray, y2: np.ndarray, zero: Any, width: int, plan: d.Plan) -> np.ndarray:
     """(rows, width) statistics of each row of ``x2`` (and ``y2``), run as ``plan`` says."""
-    serial_rows, parallel_rows, blocks = drivers
+    rows, blocks = drivers
     out = np.empty((x2.shape[0], width), zero.dtype)
     if x2.shape[0] == 1 and plan.parallel:
         block = plan.block(x2.shape[1])
         partials = np.empty((d.nblocks(x2.shape[1], block), width), out.dtype)
-        with plan.threads_set():
-            blocks(x2[0], y2[0], zero, block, partials)
+        blocks.launch(partials.shape[0], x2[0], y2[0], zero, block, partials, threads=plan.threads)
         out[0] = combine(partials, x2[0], block)
-    elif plan.parallel:
-        with plan.threads_set():
-            parallel_rows(x2, y2, zero, out)
     else:
-        serial_rows(x2, y2, zero, out)
+        rows.launch(x2.shape[0], x2, y2, zero, out, threads=plan.launch_threads)
     return out
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from jitbridge import errors, jit, prange
+from jitbridge import errors, jit, kernel
 
 from . import _dispatch as d
-from ._dispatch import PARALLEL, REDUCE, SERIAL
+from ._dispatch import KERNEL, REDUCE, SERIAL
 from ._loops import stat_drivers
 
 
@@ -43,25 +43,15 @@ def _total(x, y, zero):
     return (s,)
 
 
-@jit(**SERIAL)
-def _scan_rows(x2, out2, zero):
-    for r in range(x2.shape[0]):
-        _scan(x2[r], out2[r], zero)
+@kernel(**KERNEL)
+def _scan_rows(r, x2, out2, zero):
+    _scan(x2[r], out2[r], zero)
 
 
-@jit(**PARALLEL)
-def _scan_rows_parallel(x2, out2, zero):
-    for r in prange(x2.shape[0]):
-        _scan(x2[r], out2[r], zero)
-
-
-@jit(**PARALLEL)
-def _scan_blocks(x, out, offsets, block):
-    n = x.size
-    for b in prange(offsets.size):
-        lo = b * block
-        hi = min(lo + block, n)
-        _scan(x[lo:hi], out[lo:hi], offsets[b])
+@kernel(**KERNEL)
+def _scan_blocks(b, x, out, offsets, block):
+    lo = b * block
+    _scan(x[lo:min(lo + block, x.size)], out[lo:min(lo + block, x.size)], offsets[b])
 
 
 _TOTALS = stat_drivers(_total, 1)
@@ -79,18 +69,15 @@ def cumsum(x: Any, out: np.ndarray | None = None, axis: int = -1, threads: int |
     if x2.size:
         zero = acc.type(0)
         plan = d.plan("cumsum", arr.size, threads, deterministic)
-        with plan.threads_set():
-            if x2.shape[0] == 1 and plan.parallel:
-                block = plan.block(x2.shape[1])
-                wide = np.float64(0) if acc.kind == "f" else zero  # block totals in float64
-                totals = np.empty((d.nblocks(x2.shape[1], block), 1), np.asarray(wide).dtype)
-                _TOTALS[2](x2[0], x2[0], wide, block, totals)
-                offsets = np.concatenate(([0], np.cumsum(totals[:-1, 0]))).astype(acc)
-                _scan_blocks(x2[0], out2[0], offsets, block)
-            elif plan.parallel:
-                _scan_rows_parallel(x2, out2, zero)
-            else:
-                _scan_rows(x2, out2, zero)
+        if x2.shape[0] == 1 and plan.parallel:
+            block = plan.block(x2.shape[1])
+            wide = np.float64(0) if acc.kind == "f" else zero  # block totals in float64
+            totals = np.empty((d.nblocks(x2.shape[1], block), 1), np.asarray(wide).dtype)
+            _TOTALS[1].launch(totals.shape[0], x2[0], x2[0], wide, block, totals, threads=plan.threads)
+            offsets = np.concatenate(([0], np.cumsum(totals[:-1, 0]))).astype(acc)
+            _scan_blocks.launch(offsets.size, x2[0], out2[0], offsets, block, threads=plan.threads)
+        else:
+            _scan_rows.launch(x2.shape[0], x2, out2, zero, threads=plan.launch_threads)
     return d.finish(buf, user_out)
 
 
@@ -113,20 +100,12 @@ def _rolling(x, out, window, a, b, zero):
             dst[t + 1] = suffix[t + 1] + acc
 
 
-@jit(**SERIAL)
-def _rolling_rows(x2, out2, window, zero, block):
-    for r in range(x2.shape[0]):
-        _rolling(x2[r], out2[r], window, 0, out2.shape[1], zero)
-
-
-@jit(**PARALLEL)
-def _rolling_parallel(x2, out2, window, zero, block):
-    m = out2.shape[1]
-    per_row = (m + block - 1) // block
-    for task in prange(x2.shape[0] * per_row):
-        r = task // per_row
-        a = (task % per_row) * block
-        _rolling(x2[r], out2[r], window, a, min(a + block, m), zero)
+@kernel(**KERNEL)
+def _rolling_tasks(task, x2, out2, window, zero, block, per_row):
+    """Task ``task``: outputs [a, a + block) of row ``task // per_row``."""
+    r = task // per_row
+    a = (task % per_row) * block
+    _rolling(x2[r], out2[r], window, a, min(a + block, out2.shape[1]), zero)
 
 
 def rolling_sum(x: Any, window: int, out: np.ndarray | None = None, axis: int = -1,
@@ -153,6 +132,9 @@ def rolling_sum(x: Any, window: int, out: np.ndarray | None = None, axis: int = 
         plan = d.plan("rolling_sum", arr.size, threads, False)
         per_thread = -(-out2.size // plan.threads)
         block = max(window, -(-min(per_thread, out2.shape[1]) // window) * window)
-        with plan.threads_set():
-            (_rolling_parallel if plan.parallel else _rolling_rows)(x2, out2, window, acc.type(0), block)
+        if not plan.parallel:
+            block = -(-out2.shape[1] // window) * window  # whole rows
+        per_row = -(-out2.shape[1] // block)
+        _rolling_tasks.launch(x2.shape[0] * per_row, x2, out2, window, acc.type(0), block, per_row,
+                              threads=plan.launch_threads)
     return d.finish(buf, user_out)

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from jitbridge import jit, prange
+from jitbridge import jit, kernel
 from jitbridge import math as jm
 
 from . import _dispatch as d
-from ._dispatch import PARALLEL, SERIAL
+from ._dispatch import KERNEL, SERIAL
 from ._loops import CHUNK, cast_like, chunk_max, chunk_sum
 
 
@@ -59,27 +59,19 @@ def _row(x, out, marks, zero):
     _scale_pass(out, marks, m, 1.0 / s)
 
 
-@jit(**SERIAL)
-def _serial_rows(x2, out2, marks2, zero):
-    for r in range(x2.shape[0]):
-        _row(x2[r], out2[r], marks2[r], zero)
+@kernel(**KERNEL)
+def _rows(r, x2, out2, marks2, zero):
+    _row(x2[r], out2[r], marks2[r], zero)
 
 
-@jit(**PARALLEL)
-def _parallel_rows(x2, out2, marks2, zero):
-    for r in prange(x2.shape[0]):
-        _row(x2[r], out2[r], marks2[r], zero)
-
-
-@jit(**PARALLEL)
-def _blocks_exp(x, out, marks, zero, block, stats):
+@kernel(**KERNEL)
+def _blocks_exp(b, x, out, marks, zero, block, stats):
     per = block // CHUNK
-    for b in prange(stats.shape[0]):
-        lo = b * block
-        xb = x[lo:lo + block]
-        m, s = _exp_pass(xb, out[lo:lo + block], marks[b * per:b * per + (xb.size + CHUNK - 1) // CHUNK], zero)
-        stats[b, 0] = m
-        stats[b, 1] = s
+    lo = b * block
+    xb = x[lo:lo + block]
+    m, s = _exp_pass(xb, out[lo:lo + block], marks[b * per:b * per + (xb.size + CHUNK - 1) // CHUNK], zero)
+    stats[b, 0] = m
+    stats[b, 1] = s
 
 
 @jit(**SERIAL)
@@ -95,12 +87,11 @@ def _merge(stats):
     return m, s
 
 
-@jit(**PARALLEL)
-def _blocks_scale(out, marks, top, inv, block):
+@kernel(**KERNEL)
+def _blocks_scale(b, out, marks, top, inv, block):
     per = block // CHUNK
-    for b in prange((out.size + block - 1) // block):
-        ob = out[b * block:(b + 1) * block]
-        _scale_pass(ob, marks[b * per:b * per + (ob.size + CHUNK - 1) // CHUNK], top, inv)
+    ob = out[b * block:(b + 1) * block]
+    _scale_pass(ob, marks[b * per:b * per + (ob.size + CHUNK - 1) // CHUNK], top, inv)
 
 
 def softmax(x: Any, out: np.ndarray | None = None, axis: int = -1, threads: int | None = None,
@@ -116,16 +107,17 @@ def softmax(x: Any, out: np.ndarray | None = None, axis: int = -1, threads: int 
         return d.finish(buf, user_out)
     zero = np.float64(0)
     plan = d.plan("softmax", arr.size, threads, deterministic)
-    with plan.threads_set():
-        if x2.shape[0] == 1 and plan.parallel:
-            n = x2.shape[1]
-            block = -(-plan.block(n) // CHUNK) * CHUNK
-            marks = np.empty(-(-n // block) * (block // CHUNK), arr.dtype)
-            stats = np.empty((d.nblocks(n, block), 2))
-            _blocks_exp(x2[0], out2[0], marks, zero, block, stats)
-            top, total = _merge(stats)
-            _blocks_scale(out2[0], marks, top, 1.0 / total, block)
-        else:
-            marks2 = np.empty((x2.shape[0], -(-x2.shape[1] // CHUNK)), arr.dtype)  # one allocation
-            (_parallel_rows if plan.parallel else _serial_rows)(x2, out2, marks2, zero)
+    if x2.shape[0] == 1 and plan.parallel:
+        n = x2.shape[1]
+        block = -(-plan.block(n) // CHUNK) * CHUNK
+        marks = np.empty(-(-n // block) * (block // CHUNK), arr.dtype)
+        stats = np.empty((d.nblocks(n, block), 2))
+        _blocks_exp.launch(stats.shape[0], x2[0], out2[0], marks, zero, block, stats, threads=plan.threads)
+        top, total = _merge(stats)
+        with np.errstate(divide="ignore"):  # a zero total (all NaN) gives NaN rows, as the serial path does
+            inv = np.float64(1.0) / total
+        _blocks_scale.launch(stats.shape[0], out2[0], marks, top, inv, block, threads=plan.threads)
+    else:
+        marks2 = np.empty((x2.shape[0], -(-x2.shape[1] // CHUNK)), arr.dtype)  # one allocation
+        _rows.launch(x2.shape[0], x2, out2, marks2, zero, threads=plan.launch_threads)
     return d.finish(buf, user_out)

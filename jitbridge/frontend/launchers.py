@@ -67,7 +67,8 @@ class CpuLaunchers:
         key = (plan.pattern, noalias)
         found = self._loops.get(key)
         if found is None:
-            fn = _function(cpu.loop_source(plan), "loop", {"body": self.body}, self.spec, f"<loop:{plan.variant}>")
+            fn = _function(cpu.loop_source(plan), "loop", {"body": self.body, "nonneg": cpu_support.nonneg},
+                           self.spec, f"<loop:{plan.variant}>")
             found = self._loops[key] = Dispatcher(fn, targetoptions={k: v for k, v in self.options.items()
                                                                         if k != "inline"},
                                                   jb_name=self.spec.name, jb_owner=self.owner, jb_counted=False,

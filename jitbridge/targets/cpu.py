@@ -71,12 +71,11 @@ def loop_source(plan: Plan) -> str:
     params = bounds + [f"a{k}" for k in plan.unique_args()]
     ranges = ["range(lo0, hi0)", "range(lo1, hi1)", "range(n2)"][: plan.ndim]
     lines = [f"def loop({', '.join(params)}):"]
-    # Bounds are never negative; saying so lets LLVM drop the negative-index wraparound of
-    # x[i + k], which otherwise turns a vectorized stencil into gathers.
-    lines += [f"    {lo} = max({lo}, 0)" for lo in bounds if lo.startswith("lo")]
     for d, rng in enumerate(ranges):
         lines.append("    " * (d + 1) + f"for i{d} in {rng}:")
-    call_args = [f"i{d}" for d in range(plan.ndim)] + [f"a{pattern[k]}" for k in range(plan.nargs)]
+    # Launch indices are never negative; saying so (``nonneg``) lets LLVM drop the wraparound
+    # of x[i], x[i + 1], ..., which otherwise turns vectorized loads and stores into gathers.
+    call_args = [f"nonneg(i{d})" for d in range(plan.ndim)] + [f"a{pattern[k]}" for k in range(plan.nargs)]
     lines.append("    " * (plan.ndim + 1) + f"body({', '.join(call_args)})")
     return "\n".join(lines) + "\n"
 

@@ -4,17 +4,36 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir as llvmir
 from numba.core import types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from ..atomic import as_private
 
+_ASSUME = llvmir.FunctionType(llvmir.VoidType(), [llvmir.IntType(1)])
 # A launch dimension shorter than this many indices per thread is not split across threads
 # when the next one is longer.
 _PER_THREAD = 4
 # Privatize an atomic target only when all threads' copies are small against the work.
 _PRIVATE_MAX_BYTES = 64 << 20
 _PRIVATE_WORK_RATIO = 8
+
+
+@intrinsic
+def nonneg(typingctx, index):  # noqa: ANN001, ANN201
+    """``index``, with a promise to LLVM that it is not negative (``llvm.assume``): a launch
+    index never is, and knowing it lets LLVM drop the wraparound of ``x[i]``, ``x[i + 1]``, ...
+    that otherwise turns the vectorized loop's loads and stores into gathers and scatters."""
+    if not isinstance(index, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):  # noqa: ANN001, ANN202
+        value = args[0]
+        assume = builder.module.declare_intrinsic("llvm.assume", fnty=_ASSUME)
+        builder.call(assume, [builder.icmp_signed(">=", value, value.type(0))])
+        return value
+
+    return index(index), codegen
 
 
 def extent(a, axis):  # noqa: ANN001, ANN201 - typed by numba through the overload below
@@ -117,6 +136,6 @@ def merge(a, copies, op):  # noqa: ANN001, ANN201
         a[index] = value
 
 
-SUPPORT = {"prange": numba.prange, "extent": extent, "overlaps": overlaps,
+SUPPORT = {"nonneg": nonneg, "prange": numba.prange, "extent": extent, "overlaps": overlaps,
            "split_dim": split_dim, "chunk": chunk, "private_fits": private_fits,
            "private_copies": private_copies, "merge": merge, "as_private": as_private}
