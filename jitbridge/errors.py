@@ -96,6 +96,25 @@ class TargetUnavailableError(JitBridgeError, RuntimeError):
     """The requested target (e.g. CUDA) is not usable on this machine."""
 
 
+def array_not_compilable(value: Any) -> ArgumentError:
+    """The error for an array compiled code cannot take (float16, non-native byte order,
+    masked, object or other dtypes numba has no type for), with the conversion that fixes it."""
+    dtype = getattr(value, "dtype", None)
+    kind = type(value).__name__
+    if "MaskedArray" in kind:
+        what, fix = "masked arrays cannot be passed to compiled code (the mask would be ignored)", \
+            "pass x.filled(fill_value) or x.data"
+    elif dtype is not None and not dtype.isnative:
+        what, fix = f"arrays in non-native byte order ({dtype}) cannot be passed to compiled code", \
+            "convert with x.astype(x.dtype.newbyteorder('='))"
+    elif dtype is not None and dtype.kind == "f" and dtype.itemsize == 2:
+        what, fix = "float16 data cannot be passed to compiled code", "convert with x.astype(np.float32)"
+    else:
+        what, fix = f"arrays of dtype {dtype} cannot be passed to compiled code", \
+            "pass a numeric, bool, datetime or structured array in native byte order"
+    return ArgumentError(what, where=user_location(), values={"argument": f"{kind} of dtype {dtype}"}, fix=fix)
+
+
 class CacheWarning(UserWarning):
     """A cache entry was unusable (corrupt, stale, insecure) and was skipped or rebuilt."""
 

@@ -62,7 +62,11 @@ def launcher_function(body: Any, ndim: int, nargs: int, variant: str, module: st
     ``inline="always"`` would stop the serial loop vectorizing when the body calls another
     jitted function)."""
     namespace: dict[str, Any] = {"prange": numba.prange, "body": body, "__name__": module}
-    code = compile(launcher_source(ndim, nargs, variant), f"<jitbridge-launch {qualname} {variant}>", "exec")
+    # numba loses an exception raised inside a prange (none at all in 1-D, SystemError in 2-D),
+    # so a bounds-checked body runs in serial loops: an index out of bounds must raise IndexError.
+    checked = numba.config.BOUNDSCHECK if numba.config.BOUNDSCHECK is not None else body.targetoptions.get("boundscheck")
+    loops = "serial" if checked else variant
+    code = compile(launcher_source(ndim, nargs, loops), f"<jitbridge-launch {qualname} {variant}>", "exec")
     exec(code, namespace)
     fn = namespace["launch"]
     fn.__qualname__ = f"{qualname}.<launch:{variant}>"

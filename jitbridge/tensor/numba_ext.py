@@ -14,6 +14,7 @@ from numba.core import cgutils, types
 from numba.core.typing.typeof import typeof_impl
 from numba.extending import NativeValue, box, lower_cast, models, register_model, unbox
 
+from .. import errors
 from .shared import SharedTensor
 
 
@@ -61,7 +62,10 @@ def _typeof_shared_tensor(tensor: SharedTensor, context: object) -> SharedTensor
     # the nearest Python frame is the user's call.
     found = _types.get(tensor)
     if found is None:
-        array = typeof_impl(tensor._array, context)
+        try:
+            array = typeof_impl(tensor._array, context)
+        except Exception as exc:
+            raise errors.array_not_compilable(tensor._array) from exc
         found = SharedTensorType(array.dtype, array.ndim, array.layout, not array.mutable, array.aligned)
         _types[tensor] = found
     return found
