@@ -178,7 +178,7 @@ def _checked_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, hashes: dict[str
     except Corrupt as exc:
         raise _Rejected(str(exc)) from None
     except unpickle.Refused as exc:
-        raise _Rejected(f"loading it would call {exc}") from None
+        raise _Rejected(f"loading it would go outside the unpickler's allow-list ({exc})") from None
     return key, blob
 
 

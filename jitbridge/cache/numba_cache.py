@@ -102,7 +102,7 @@ class ContentCache:
         found = store.read(key)
         cres = None
         if found is not None and found[0].get("versions") != dict(keys.versions()):
-            store.discard(store.path(key), "removed a cache entry built by other versions; recompiling")
+            store.discard(store.path(key), "a cache entry built by other versions")
         elif found is not None:
             cres = self._rebuild(store, key, found[1], target_context)
         if cres is None:
@@ -119,8 +119,7 @@ class ContentCache:
         try:
             return compiler.CompileResult._rebuild(target_context, *unpickle.load(payload, self._globals))
         except Exception as exc:
-            store.discard(store.path(key), f"removed a cache entry that does not load ({type(exc).__name__}: "
-                                           f"{exc}); recompiling")
+            store.discard(store.path(key), f"a cache entry that does not load ({type(exc).__name__}: {exc})")
             return None
 
     def save_overload(self, sig: Any, cres: Any) -> None:

@@ -258,7 +258,7 @@ class Store:
         except FileNotFoundError:
             return None
         except Corrupt as exc:
-            self.discard(path, f"removed a corrupt cache entry ({exc}); recompiling")
+            self.discard(path, f"a corrupt cache entry ({exc})")
             return None
         except Untrusted as exc:
             self.warn_io(f"refusing cache entry {path.name}: {exc}", path, "remove it or run `jitbridge cache clear`")
@@ -275,9 +275,12 @@ class Store:
         return found
 
     def discard(self, path: Path, what: str) -> None:
-        """Remove an entry found bad, with a warning that says so."""
-        errors.warn_cache(what, path, "nothing to do: the entry is rebuilt")
-        self._remove(path)
+        """Remove ``what`` (an entry found bad, described), with a warning that says so."""
+        if self._remove(path):
+            errors.warn_cache(f"removed {what}; recompiling", path, "nothing to do: the entry is rebuilt")
+        else:
+            errors.warn_cache(f"skipped {what}, which cannot be removed; recompiling", path,
+                              "make the cache folder writable, or run `jitbridge cache clear`")
 
     def write(self, key: str, meta: dict[str, Any], payload: bytes) -> Path | None:
         """Write an entry atomically; returns its path, or None if nothing could be written."""

@@ -20,7 +20,7 @@ import io
 import pickle
 import pickletools
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 from numba.core import environment
 
@@ -30,6 +30,7 @@ TRUSTED_PACKAGES = ("numba", "numpy", "llvmlite", "jitbridge")
 
 _FUNCTIONS = {
     ("copyreg", "_reconstructor"),
+    ("_codecs", "encode"),  # bytes, in pickle protocols before 3
     ("numba.core.types.abstract", "_type_reconstructor"),
     ("numba.core.typed_passes", "_reload_parfors"),
     ("numba.core.environment", "_rebuild_env"),
@@ -97,52 +98,82 @@ def resolve(module: str, name: str) -> Any:
 
 
 _STRINGS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"}
+_TUPLES = {"TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_TUPLE"}
+_RECONSTRUCTORS = {("numba.core.types.abstract", "_type_reconstructor"): 1, ("copyreg", "_reconstructor"): 2}
 
 
-def referenced_globals(payload: bytes) -> list[tuple[Any, Any]]:
-    """Every (module, name) the pickle would look up, found without running any of it.
-    A name built at load time instead of written as a string shows up as (None, None)."""
+class _Global(NamedTuple):
+    module: Any
+    name: Any
+
+
+def _called(target: Any, args: Any = ()) -> None:
+    """The rule Unpickler enforces at a call, checked on the opcodes: only a name the pickle
+    looked up is called, and a reconstructor is handed looked-up classes."""
+    if not isinstance(target, _Global):
+        raise Refused("a call to an object built while loading")
+    wanted = _RECONSTRUCTORS.get(tuple(target), 0)
+    if wanted and not (isinstance(args, tuple) and len(args) >= wanted
+                       and all(isinstance(a, _Global) for a in args[:wanted])):
+        raise Refused(f"{target.module}.{target.name} of an object built while loading")
+
+
+def _scan(payload: bytes) -> list[_Global]:
+    """The names the pickle would look up, found without running any of it; raises Refused
+    where it would call something it did not look up (what Unpickler refuses at load)."""
     mark = object()
     stack: list[Any] = []
     memo: dict[int, Any] = {}
-    found: list[tuple[Any, Any]] = []
-    try:
-        for op, arg, _ in pickletools.genops(payload):
-            if op.name == "MEMOIZE":
-                memo[len(memo)] = stack[-1]
-            elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                memo[arg] = stack[-1]
-            elif op.name in ("GET", "BINGET", "LONG_BINGET"):
-                stack.append(memo.get(arg))
-            elif op.name == "MARK":
-                stack.append(mark)
-            elif op.name == "GLOBAL":
-                module, _, name = arg.partition(" ")
-                found.append((module, name))
-                stack.append(None)
-            elif op.name == "STACK_GLOBAL":
-                name, module = stack.pop(), stack.pop()
-                found.append((module if isinstance(module, str) else None, name if isinstance(name, str) else None))
-                stack.append(None)
+    found: list[_Global] = []
+    for op, arg, _ in pickletools.genops(payload):
+        if op.name == "MEMOIZE":
+            memo[len(memo)] = stack[-1]
+        elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[arg] = stack[-1]
+        elif op.name in ("GET", "BINGET", "LONG_BINGET"):
+            stack.append(memo.get(arg))
+        elif op.name == "MARK":
+            stack.append(mark)
+        elif op.name in ("GLOBAL", "INST"):
+            found.append(_Global(*arg.split(" ", 1)))
+            if op.name == "INST":  # calls the class on the items since the mark
+                del stack[len(stack) - stack[::-1].index(mark) - 1:]
+            stack.append(found[-1] if op.name == "GLOBAL" else None)
+        elif op.name == "STACK_GLOBAL":
+            name, module = stack.pop(), stack.pop()
+            found.append(_Global(module if isinstance(module, str) else None, name if isinstance(name, str) else None))
+            stack.append(found[-1])
+        else:
+            before = op.stack_before
+            if pickletools.markobject in before:
+                at = len(stack) - stack[::-1].index(mark) - 1
+                items, prior = stack[at + 1:], before.index(pickletools.markobject)
+                del stack[at - prior:]
             else:
-                before = op.stack_before
-                if pickletools.markobject in before:
-                    while stack.pop() is not mark:
-                        pass
-                    del stack[len(stack) - before.index(pickletools.markobject):]
-                elif before:
-                    del stack[len(stack) - len(before):]
+                items = stack[len(stack) - len(before):] if before else []
+                del stack[len(stack) - len(items):]
+            if op.name == "REDUCE":
+                _called(items[0], items[1])
+            elif op.name == "OBJ":
+                _called(items[0], tuple(items[1:]))
+            elif op.name in ("NEWOBJ", "NEWOBJ_EX"):
+                _called(items[0])
+            if op.name in _TUPLES:
+                stack.append(tuple(items))
+            else:
                 stack.extend([arg] if op.name in _STRINGS else [None] * len(op.stack_after))
-    except (ValueError, IndexError, KeyError) as exc:
-        raise Refused(f"not a readable pickle ({exc})") from None
     return found
 
 
 def check(payload: bytes) -> None:
-    """Raise Refused if loading ``payload`` would look up anything outside the allow-list.
-    Names of modules that are not imported here pass: loading refuses those unless the
-    user's program has imported them by then."""
-    for module, name in referenced_globals(payload):
+    """Raise Refused if loading ``payload`` would look up anything outside the allow-list or
+    call anything it did not look up. Names of modules that are not imported here pass:
+    loading refuses those unless the user's program has imported them by then."""
+    try:
+        found = _scan(payload)
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        raise Refused(f"not a readable pickle ({exc})") from None
+    for module, name in found:
         if module is None or name is None:
             raise Refused("a computed global name")
         if _module(module) is not None:

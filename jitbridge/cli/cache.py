@@ -129,10 +129,15 @@ def keygen(path: Annotated[Path, typer.Argument(help="Key file to create (mode 0
     typer.echo(f"wrote a new key to {path}")
 
 
+SignKey = Annotated[Path | None, typer.Option("--sign", dir_okay=False,
+                                              help="Sign the bundle with the key in this file.")]
+VerifyKey = Annotated[Path | None, typer.Option("--verify", dir_okay=False,
+                                                help="Require a signature by the key in this file.")]
+TrustUnsigned = Annotated[bool, typer.Option("--trust-unsigned", help="Import without checking a signature.")]
+
+
 @app.command("export")
-def export(path: Annotated[Path, typer.Argument(help="Bundle file to write.")],
-           sign: Annotated[Path | None, typer.Option("--sign", dir_okay=False,
-                                                     help="Sign the bundle with the key in this file.")] = None) -> None:
+def export(path: Annotated[Path, typer.Argument(help="Bundle file to write.")], sign: SignKey = None) -> None:
     """Write every entry this runtime would load into one bundle file."""
     try:
         count = bundle.export(current_store(), path, key=bundle.read_key(sign) if sign else None)
@@ -143,10 +148,7 @@ def export(path: Annotated[Path, typer.Argument(help="Bundle file to write.")],
 
 @app.command("import")
 def import_(path: Annotated[Path, typer.Argument(help="Bundle file to read.", exists=True, dir_okay=False)],
-            verify_key: Annotated[Path | None, typer.Option("--verify", dir_okay=False,
-                                                            help="Require a signature by the key in this file.")] = None,
-            trust_unsigned: Annotated[bool, typer.Option("--trust-unsigned",
-                                                         help="Import without checking a signature.")] = False) -> None:
+            verify_key: VerifyKey = None, trust_unsigned: TrustUnsigned = False) -> None:
     """Add a signed bundle's entries (--verify KEYFILE, or --trust-unsigned); each entry is checked too."""
     try:
         key = bundle.read_key(verify_key) if verify_key else None

@@ -124,8 +124,9 @@ class Dispatcher(CPUDispatcher):
             if isinstance(val, np.ndarray):
                 raise errors.array_not_compilable(val) from exc
             raise
-        if (found is types.pyobject and isinstance(val, np.ndarray)) or _FLOAT16 in (found, getattr(found, "dtype", None)):
-            raise errors.array_not_compilable(val)  # numba types float16, then cannot lower it
+        unusable = found is types.pyobject and isinstance(val, np.ndarray)
+        if unusable or _FLOAT16 in (found, getattr(found, "dtype", None)):  # numba types float16, cannot lower it
+            raise errors.array_not_compilable(val)
         return found
 
     def _search_new_conversions(self, *args: Any, **kws: Any) -> bool:

@@ -64,7 +64,7 @@ def launcher_function(body: Any, ndim: int, nargs: int, variant: str, module: st
     namespace: dict[str, Any] = {"prange": numba.prange, "body": body, "__name__": module}
     # numba loses an exception raised inside a prange (none at all in 1-D, SystemError in 2-D),
     # so a bounds-checked body runs in serial loops: an index out of bounds must raise IndexError.
-    checked = numba.config.BOUNDSCHECK if numba.config.BOUNDSCHECK is not None else body.targetoptions.get("boundscheck")
+    checked = body.targetoptions.get("boundscheck") if numba.config.BOUNDSCHECK is None else numba.config.BOUNDSCHECK
     loops = "serial" if checked else variant
     code = compile(launcher_source(ndim, nargs, loops), f"<jitbridge-launch {qualname} {variant}>", "exec")
     exec(code, namespace)

@@ -65,7 +65,10 @@ def _typeof_shared_tensor(tensor: SharedTensor, context: object) -> SharedTensor
         try:
             array = typeof_impl(tensor._array, context)
         except Exception as exc:
-            raise errors.array_not_compilable(tensor._array) from exc
+            # A TensorError, not a ValueError: numba turns those into "pyobject" and a TypingError.
+            raise errors.array_not_compilable(tensor._array, errors.TensorError) from exc
+        if array.dtype is getattr(types, "float16", None):  # typed by numba, but not lowered
+            raise errors.array_not_compilable(tensor._array, errors.TensorError)
         found = SharedTensorType(array.dtype, array.ndim, array.layout, not array.mutable, array.aligned)
         _types[tensor] = found
     return found
