@@ -13,8 +13,6 @@ from .frontend.kernel import kernel
 from .targets import cpu as _cpu  # noqa: F401  (registers the thread-count setting)
 from .telemetry import reset_stats, stats
 
-tensor.reclaim_dead_segments()
-
 
 def __getattr__(name: str) -> Any:
     """``jb.math``, ``jb.SharedTensor`` and ``jb.explain`` load on first use: ~60 ms that most

@@ -14,14 +14,21 @@ from typing import Any, Mapping
 from numba.core.errors import TypingError as _NumbaTypingError
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_STDLIB_DIR = os.path.dirname(os.__file__)
+
+
+def _in_stdlib(filename: str) -> bool:
+    """numba reaches jitbridge through functools.singledispatch and the like: not the user."""
+    return filename.startswith(_STDLIB_DIR) and "-packages" not in filename
 
 
 def user_location(skip_internal: bool = True) -> tuple[str, int] | None:
-    """The innermost stack frame outside jitbridge (and numba): where the user called us."""
+    """The innermost stack frame outside jitbridge, numba and the standard library: where
+    the user called us."""
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        internal = filename.startswith(_PACKAGE_DIR) or f"{os.sep}numba{os.sep}" in filename
+        internal = filename.startswith(_PACKAGE_DIR) or f"{os.sep}numba{os.sep}" in filename or _in_stdlib(filename)
         if not (skip_internal and internal) and not filename.startswith("<frozen"):
             return filename, frame.f_lineno
         frame = frame.f_back
@@ -98,6 +105,25 @@ class TensorError(JitBridgeError):
 
 class TargetUnavailableError(JitBridgeError, RuntimeError):
     """The requested target (e.g. CUDA) is not usable on this machine."""
+
+
+def array_not_compilable(value: Any, error: type[JitBridgeError] = ArgumentError) -> JitBridgeError:
+    """The error for an array compiled code cannot take (float16, non-native byte order,
+    masked, object or other dtypes numba has no type for), with the conversion that fixes it."""
+    dtype = getattr(value, "dtype", None)
+    kind = type(value).__name__
+    if "MaskedArray" in kind:
+        what, fix = "masked arrays cannot be passed to compiled code (the mask would be ignored)", \
+            "pass x.filled(fill_value) or x.data"
+    elif dtype is not None and not dtype.isnative:
+        what, fix = f"arrays in non-native byte order ({dtype}) cannot be passed to compiled code", \
+            "convert with x.astype(x.dtype.newbyteorder('='))"
+    elif dtype is not None and dtype.kind == "f" and dtype.itemsize == 2:
+        what, fix = "float16 data cannot be passed to compiled code", "convert with x.astype(np.float32)"
+    else:
+        what, fix = f"arrays of dtype {dtype} cannot be passed to compiled code", \
+            "pass a numeric, bool, datetime or structured array in native byte order"
+    return error(what, where=user_location(), values={"argument": f"{kind} of dtype {dtype}"}, fix=fix)
 
 
 class CacheWarning(UserWarning):

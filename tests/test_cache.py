@@ -1,5 +1,6 @@
 """The content cache in one process: keys, corruption, security, eviction, CLI commands."""
 import os
+import pickle
 import warnings
 
 import numpy as np
@@ -160,19 +161,21 @@ def test_prune_removes_least_recently_used(tmp_path):
 
 
 def test_bundle_rejects_tampered_members(tmp_path):
+    import pickle
     import zipfile
 
     source = Store(tmp_path / "a")
-    source.write("a" * 64, {"name": "k"}, b"payload")
+    payload = pickle.dumps(("payload", 1.5))
+    source.write("a" * 64, {"name": "k"}, payload)
     path = tmp_path / "b.jbb"
     assert bundle.export(source, path) == 1
     with zipfile.ZipFile(path, "a") as zf:
         zf.writestr("entries/" + "b" * 64 + ".jbc", b"JBC\x01garbage")
         zf.writestr("../escape.jbc", b"x")
     target = Store(tmp_path / "t")
-    imported, rejected = bundle.import_(target, path)
+    imported, rejected = bundle.import_(target, path, trust_unsigned=True)
     assert imported == 1 and len(rejected) == 2
-    assert target.read("a" * 64)[1] == b"payload"
+    assert target.read("a" * 64)[1] == payload
 
 
 def test_cache_cli_ls_info_verify_prune(cache_dir):
@@ -180,18 +183,19 @@ def test_cache_cli_ls_info_verify_prune(cache_dir):
     runner = CliRunner()
     _run(_cached_kernel())
     store = current_store()
-    store.write("f" * 64, {"name": "old.kernel", "versions": {"numba": "0.1"}, "machine": ["x", "y", "z"]}, b"")
+    store.write("f" * 64, {"name": "old.kernel", "versions": {"numba": "0.1"}, "machine": ["x", "y", "z"]},
+                pickle.dumps(None))
     listing = runner.invoke(cli.app, ["cache", "ls"])
     assert listing.exit_code == 0 and "plus_one" in listing.output and "old.kernel" in listing.output
     assert "entries:  2" in runner.invoke(cli.app, ["cache", "info"]).output
     verified = runner.invoke(cli.app, ["cache", "verify"])
-    assert verified.exit_code == 0 and "1 ok, 1 stale, 0 corrupt" in verified.output
+    assert verified.exit_code == 0 and "1 ok, 1 stale, 0 corrupt or refused" in verified.output
     _only = [p for p in cache_dir.rglob("*.jbc") if not p.name.startswith("f")][0]
     _only.write_bytes(b"garbage")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         bad = runner.invoke(cli.app, ["cache", "verify"])
-    assert bad.exit_code == 1 and "1 corrupt" in bad.output
+    assert bad.exit_code == 1 and "1 corrupt or refused" in bad.output
     pruned = runner.invoke(cli.app, ["cache", "prune", "--max-size", "0"])
     assert pruned.exit_code == 0 and "removed 2 entries" in pruned.output
     assert runner.invoke(cli.app, ["cache", "prune", "--max-size", "lots"]).exit_code != 0

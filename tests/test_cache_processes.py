@@ -171,10 +171,12 @@ def test_compile_then_export_clear_import(tmp_path, cache_dir):
     assert used["ok"] and total(used["stats"], "compiles") == 0 and total(used["stats"], "cache_hits") == 2
 
     bundle = tmp_path / "kernels.jbb"
-    assert _cli("cache", "export", str(bundle), cwd=tmp_path).returncode == 0
+    key = tmp_path / "ci.key"
+    assert _cli("cache", "keygen", str(key), cwd=tmp_path).returncode == 0
+    assert _cli("cache", "export", str(bundle), "--sign", str(key), cwd=tmp_path).returncode == 0
     assert "removed" in _cli("cache", "clear", cwd=tmp_path).stdout
     assert not list(cache_dir.rglob("*.jbc"))
-    imported = _cli("cache", "import", str(bundle), cwd=tmp_path)
+    imported = _cli("cache", "import", str(bundle), "--verify", str(key), cwd=tmp_path)
     assert imported.returncode == 0 and "imported 2 entries" in imported.stdout
     again = run_json(USE_PACKAGE, cwd=tmp_path)
     assert again["ok"] and total(again["stats"], "compiles") == 0

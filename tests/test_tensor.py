@@ -45,8 +45,9 @@ def test_segment_is_private_and_named_for_its_owner():
     with SharedTensor.empty(4) as t:
         mode = os.stat(os.path.join(SHM, t.name)).st_mode
         assert stat.S_IMODE(mode) == 0o600
-        prefix, pid, start, token = t.name.split("_")
+        prefix, pid, start, pidns, token = t.name.split("_")
         assert (prefix, int(pid)) == ("jb", os.getpid())
+        assert int(pidns) == os.stat("/proc/self/ns/pid").st_ino  # pids mean something only in their namespace
         assert len(token) == 32  # 128 random bits: unguessable
         assert t.owned
 

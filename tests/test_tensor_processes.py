@@ -195,13 +195,16 @@ def fake_segment(name: str) -> None:
     os.close(fd)
 
 
+PIDNS = os.stat("/proc/self/ns/pid").st_ino
+
+
 def test_reused_pid_and_dead_pid_are_reclaimed_foreign_names_are_not():
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     token = os.urandom(16).hex()
-    reused = f"jb_{os.getpid()}_1_{token}"  # our pid, but a start time that is not ours
-    gone = f"jb_{dead.pid}_1_{token}"
-    foreign = f"jbx_{dead.pid}_1_{token}"
+    reused = f"jb_{os.getpid()}_1_{PIDNS}_{token}"  # our pid, but a start time that is not ours
+    gone = f"jb_{dead.pid}_1_{PIDNS}_{token}"
+    foreign = f"jbx_{dead.pid}_1_{PIDNS}_{token}"
     for name in (reused, gone, foreign):
         fake_segment(name)
     try:
@@ -227,10 +230,16 @@ def test_reclaim_is_cheap_when_nothing_is_dead():
     assert sorted(runs)[len(runs) // 2] < 1e-3
 
 
-def test_the_next_jitbridge_process_reclaims_a_killed_owners_segments():
+def test_import_leaves_dead_segments_the_next_tensor_or_gc_reclaims_them():
     names = start_owner_and_kill_it()
-    subprocess.run([sys.executable, "-c", "import jitbridge"], check=True, capture_output=True, timeout=120)
-    assert not any(shm_exists(n) for n in names)
+    subprocess.run([sys.executable, "-c", "import jitbridge, jitbridge.tensor"], check=True, capture_output=True,
+                   timeout=120)
+    assert all(shm_exists(n) for n in names), "import jitbridge does no work, reclaiming included"
+    listed = subprocess.run([sys.executable, "-m", "jitbridge", "tensor", "ls"], capture_output=True, text=True,
+                            timeout=120)
+    assert all(f"{n}  pid=" in listed.stdout and "(dead)" in listed.stdout for n in names), listed.stdout
+    run_python("from jitbridge.tensor import SharedTensor; SharedTensor.empty(1).close()")
+    assert not any(shm_exists(n) for n in names), "the next process that creates a tensor reclaims"
     more = start_owner_and_kill_it(1)
     result = subprocess.run([sys.executable, "-m", "jitbridge", "tensor", "gc"], capture_output=True, text=True,
                             timeout=120)

@@ -1,7 +1,10 @@
 """The cache key: a content hash of everything that determines the machine code.
 
 No file paths and no modification times go in, so a project can move, and a change in any
-reached function changes the key even when it lives in another file.
+reached function changes the key even when it lives in another file. Compile options go in
+whole (every target option, ``locals``, the pipeline class): an option added later is in the
+key without anyone remembering to add it, and an option that does not change the code costs
+at most a second entry.
 """
 from __future__ import annotations
 
@@ -11,6 +14,14 @@ import sys
 from typing import Any, Mapping
 
 from .._version import __version__
+
+# The parts of a key, in hashing order; an entry's metadata records them under these names.
+PARTS = ("fingerprint", "signature", "target", "options", "machine", "versions")
+
+# numba settings read from NUMBA_* at its import that change the code of every function
+# compiled afterwards, whatever the decorator said (NUMBA_BOUNDSCHECK overrides boundscheck=).
+NUMBA_CODE_SETTINGS = ("BOUNDSCHECK", "OPT", "LOOP_VECTORIZE", "SLP_VECTORIZE", "ENABLE_AVX", "DEBUGINFO_DEFAULT",
+                       "EXTEND_VARIABLE_LIFETIMES")
 
 
 @functools.lru_cache(maxsize=None)
@@ -40,6 +51,43 @@ def stable_repr(value: Any) -> str:
     return repr(value)
 
 
+def numba_settings() -> dict[str, str]:
+    """The NUMBA_* settings of this process that change generated code."""
+    from numba.core import config as numba_config
+
+    return {name: str(getattr(numba_config, name, None)) for name in NUMBA_CODE_SETTINGS}
+
+
+def code_options(targetoptions: Mapping[str, Any], locals_: Mapping[str, Any] | None = None,
+                 pipeline_class: Any = None) -> dict[str, Any]:
+    """Everything besides the code and the argument types that a dispatcher compiles with.
+
+    Every target option goes in as given (there is no list of options that "matter"), plus
+    ``locals`` (declared variable types), the compiler pipeline, and the NUMBA_* settings
+    that override options process-wide."""
+    options = dict(targetoptions)
+    options["locals"] = dict(locals_ or {})
+    if pipeline_class is not None:
+        options["pipeline_class"] = f"{pipeline_class.__module__}.{pipeline_class.__qualname__}"
+    options["numba"] = numba_settings()
+    return options
+
+
+def key_parts(fingerprint: str, signature: str, target: str, options: Mapping[str, Any],
+              machine: tuple[Any, ...] | list[Any]) -> dict[str, str]:
+    """The key's parts as the strings that are hashed (and recorded in the entry)."""
+    return {"fingerprint": fingerprint, "signature": signature, "target": target, "options": stable_repr(options),
+            "machine": repr(tuple(machine)), "versions": repr(versions())}
+
+
+def digest(parts: Mapping[str, str]) -> str:
+    h = hashlib.sha256()
+    for name in PARTS:
+        h.update(str(parts[name]).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
 def entry_key(
     fingerprint: str,
     signature: str,
@@ -48,8 +96,18 @@ def entry_key(
     machine: tuple[Any, ...],
 ) -> str:
     """Key of one compiled specialization; ``machine`` is the codegen's (triple, cpu, features)."""
-    h = hashlib.sha256()
-    for part in (fingerprint, signature, target, stable_repr(options), repr(machine), repr(versions())):
-        h.update(part.encode())
-        h.update(b"\0")
-    return h.hexdigest()
+    return digest(key_parts(fingerprint, signature, target, options, machine))
+
+
+def key_problem(meta: Mapping[str, Any], key: str) -> str | None:
+    """Why an entry's metadata does not belong under ``key`` (None when it does): an entry
+    records the key it was written under and the parts that key hashes."""
+    if meta.get("key") != key:
+        return "stored under another key (a swapped, renamed or misfiled entry)"
+    parts = meta.get("key_parts")
+    if parts is not None:
+        if not isinstance(parts, dict) or set(parts) != set(PARTS):
+            return "unreadable key parts"
+        if digest(parts) != key:
+            return "its recorded key parts do not hash to its key (edited metadata)"
+    return None

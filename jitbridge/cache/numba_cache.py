@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
-import io
 import logging
-import pickle
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from numba.core import compiler, environment, serialize, sigutils
+from numba.core import compiler, serialize, sigutils
 from numba.core.runtime import rtsys
 
-from .. import config, errors, telemetry
+from .. import config, telemetry
 from . import key as keys
+from . import unpickle
 from .store import Store
+from .unpickle import Unpickler as _Unpickler  # noqa: F401  (inspection reads entries' signatures with it)
 
 if TYPE_CHECKING:
     from ..frontend.deps import Fingerprint
@@ -44,35 +43,6 @@ def _sig_text(sig: Any) -> str:
     return f"{tuple(args)}->{return_type}"
 
 
-class _Unpickler(pickle.Unpickler):
-    """numba rebuilds a function's Environment by importing its module by name, which fails
-    for code from ``exec``, notebooks and other non-importable places; those get the globals
-    of the function being loaded instead."""
-
-    def __init__(self, blob: bytes, fallback_globals: dict[str, Any]) -> None:
-        super().__init__(io.BytesIO(blob))
-        self._fallback = fallback_globals
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) == ("numba.core.environment", "_rebuild_env"):
-            return self._rebuild_env
-        return super().find_class(module, name)
-
-    def _rebuild_env(self, modname: str | None, consts: list[Any], env_name: str) -> Any:
-        env = environment.lookup_environment(env_name)
-        if env is not None:
-            return env
-        try:
-            namespace = importlib.import_module(modname).__dict__ if modname else self._fallback
-        except ImportError:
-            namespace = self._fallback
-        env = environment.Environment(namespace)
-        env.consts[:] = consts
-        env.env_name = env_name
-        environment.Environment._memo[env_name] = env
-        return env
-
-
 def record_key(name: str, variant: str | None = None) -> str:
     """Under which name a function's (or a kernel launch variant's) last build is recorded."""
     return f"{name}:{variant}" if variant else name
@@ -89,7 +59,7 @@ class ContentCache:
         self._fingerprint_fn = fingerprint
         self._fingerprint: "Fingerprint | None" = None
         self.target = target
-        self.options = {k: v for k, v in options.items() if k != "nogil"}
+        self.options = dict(options)  # keys.code_options(...): all of them, by design
 
     @property
     def fingerprint(self) -> "Fingerprint":
@@ -110,14 +80,17 @@ class ContentCache:
 
     def key_of(self, sig_text: str, machine: tuple[Any, ...]) -> str:
         """The entry key of the code as it is now for a signature as name records spell it."""
-        return keys.entry_key(self.fingerprint.digest, sig_text, self.target, self.options, machine)
+        return keys.digest(self._parts(sig_text, machine))
+
+    def _parts(self, sig_text: str, machine: tuple[Any, ...]) -> dict[str, str]:
+        return keys.key_parts(self.fingerprint.digest, sig_text, self.target, self.options, machine)
 
     def lock(self, sig: Any, codegen: Any) -> Any:
         """A held-while-compiling cross-process lock, or a no-op when the entry already
-        exists: a warm start then never pays for locking (nor for importing filelock)."""
+        exists: a warm start then never pays for locking."""
         store = current_store()
         key = self.key(sig, codegen)
-        return contextlib.nullcontext() if store.path(key).exists() else store.lock(key)
+        return contextlib.nullcontext() if store.has(key) else store.lock(key)
 
     def load_overload(self, sig: Any, target_context: Any) -> Any:
         if not self.enabled:
@@ -127,19 +100,27 @@ class ContentCache:
         store = current_store()
         key = self.key(sig, target_context.codegen())
         found = store.read(key)
+        cres = None
         if found is not None and found[0].get("versions") != dict(keys.versions()):
-            errors.warn_cache("removed a cache entry built by other versions; recompiling", store.path(key),
-                              "nothing to do: it is rebuilt")
-            store.remove(key)
-            found = None
-        if found is None:
+            store.discard(store.path(key), "a cache entry built by other versions")
+        elif found is not None:
+            cres = self._rebuild(store, key, found[1], target_context)
+        if cres is None:
             telemetry.count(self.name, "cache_misses")
             self._explain_miss(store, sig, target_context.codegen().magic_tuple())
             return None
-        cres = compiler.CompileResult._rebuild(target_context, *_Unpickler(found[1], self._globals).load())
         telemetry.count(self.name, "cache_hits")
         telemetry.count(self.name, "load_seconds", time.perf_counter() - started)
         return cres
+
+    def _rebuild(self, store: Store, key: str, payload: bytes, target_context: Any) -> Any:
+        """The compile result in ``payload``, or None (the entry removed, with a warning) when
+        it names anything outside the unpickler's allow-list or does not rebuild."""
+        try:
+            return compiler.CompileResult._rebuild(target_context, *unpickle.load(payload, self._globals))
+        except Exception as exc:
+            store.discard(store.path(key), f"a cache entry that does not load ({type(exc).__name__}: {exc})")
+            return None
 
     def save_overload(self, sig: Any, cres: Any) -> None:
         if not self.enabled:
@@ -147,11 +128,19 @@ class ContentCache:
         if any(not lifted.can_cache for lifted in cres.lifted) or cres.library.has_dynamic_globals:
             log.info("not caching %s%s: it uses dynamic globals or lifted code", self.name, _sig_text(sig))
             return
+        payload = _serialize(cres)
+        try:
+            unpickle.check(payload)
+        except unpickle.Refused as exc:
+            log.info("not caching %s%s: loading it back would need %s", self.name, _sig_text(sig), exc)
+            return
         store = current_store()
+        machine = cres.codegen.magic_tuple()
         meta = {"name": self.name, "signature": _sig_text(sig), "target": self.target,
-                "versions": dict(keys.versions()), "machine": list(cres.codegen.magic_tuple()),
-                "created": time.time()}
-        store.write(self.key(sig, cres.codegen), meta, serialize.dumps(cres._reduce()))
+                "versions": dict(keys.versions()), "machine": list(machine), "created": time.time(),
+                "key_parts": self._parts(_sig_text(sig), machine)}
+        if store.write(self.key(sig, cres.codegen), meta, payload) is None:
+            return
         self._remember(store, sig, cres)
         store.prune(config.settings.cache_max_bytes)  # one scan; removes nothing while under the bound
 
@@ -171,6 +160,18 @@ class ContentCache:
         record = store.read_name_record(self.record_key)
         if record:
             telemetry.note_recompile(self.name, miss_reason(record, self.fingerprint, _sig_text(sig), machine))
+
+
+def _serialize(cres: Any) -> bytes:
+    """numba's serialization of ``cres``, without the module globals numba keeps for code
+    whose module has no name (``exec``): pickling them by value would put every builtin,
+    and any function, into the entry. Loading supplies the function's globals instead."""
+    fndesc = cres.fndesc
+    kept, fndesc.global_dict = fndesc.global_dict, None
+    try:
+        return serialize.dumps(cres._reduce())
+    finally:
+        fndesc.global_dict = kept
 
 
 def miss_reason(record: dict[str, Any], fp: "Fingerprint", sig: str, machine: tuple[Any, ...]) -> str:

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 import typer
 
 from .. import config, errors
-from ..cache import bundle
+from ..cache import bundle, unpickle
 from ..cache.key import versions
 from ..cache.numba_cache import current_store
-from ..cache.store import Corrupt
+from ..cache.store import Corrupt, Untrusted
 
 app = typer.Typer(help="Inspect and manage the on-disk kernel cache.", no_args_is_help=True)
 
@@ -30,6 +30,11 @@ def _machine() -> list[Any]:
     return list(cpu_target.target_context.codegen().magic_tuple())
 
 
+def _fail(exc: errors.JitBridgeError) -> typer.Exit:
+    typer.echo(str(exc), err=True)
+    return typer.Exit(2)
+
+
 @app.command("ls")
 def ls() -> None:
     """List entries: key, size, last use, kernel and signature."""
@@ -40,18 +45,23 @@ def ls() -> None:
             label = f"{meta.get('name')} {meta.get('signature')}"
         except Corrupt as exc:
             label = f"<corrupt: {exc}>"
+        except Untrusted as exc:
+            label = f"<refused: {exc}>"
         stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.mtime))
         typer.echo(f"{info.key[:16]}  {_size(info.size):>10}  {stamp}  {label}")
 
 
 @app.command("info")
 def info() -> None:
-    """Where the cache is, how many entries it holds and how large it is."""
+    """Where the cache is, its entries, its size, and temporary files left by killed writers."""
     store = current_store()
     entries = list(store.entries())
+    orphans = store.orphans()
     typer.echo(f"dir:      {store.root}")
     typer.echo(f"entries:  {len(entries)}")
     typer.echo(f"size:     {_size(sum(e.size for e in entries))} (bound {_size(config.settings.cache_max_bytes)})")
+    typer.echo(f"orphans:  {len(orphans)} temporary file(s) of killed writers, {_size(sum(o.size for o in orphans))}"
+               + (" (`jitbridge cache prune` removes them)" if orphans else ""))
     typer.echo(f"disabled: {config.settings.disable_cache}")
 
 
@@ -63,28 +73,37 @@ def clear() -> None:
 
 @app.command("prune")
 def prune(max_size: Annotated[str, typer.Option(help="Keep at most this much, e.g. 500M, 2G.")] = "") -> None:
-    """Remove least recently used entries until the cache fits in --max-size."""
+    """Remove temporary files of killed writers, then LRU entries until the cache fits in --max-size."""
     try:
         limit = config.parse_size(max_size) if max_size else config.settings.cache_max_bytes
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    removed = current_store().prune(limit)
+    store = current_store()
+    orphans = store.remove_orphans()
+    removed = store.prune(limit)
+    typer.echo(f"removed {len(orphans)} orphaned temporary file(s) ({_size(sum(o.size for o in orphans))})")
     typer.echo(f"removed {len(removed)} entries ({_size(sum(e.size for e in removed))}); "
-               f"{_size(current_store().total_bytes())} left")
+               f"{_size(store.total_bytes())} left")
 
 
 @app.command("verify")
 def verify() -> None:
-    """Check every entry's checksum; say which are corrupt and which are stale for this machine."""
+    """Check every entry (checksum, key, ownership, loadability); list corrupt, refused and stale ones."""
     store = current_store()
     here = {"versions": dict(versions()), "machine": _machine()}
-    ok = stale = corrupt = 0
+    ok = stale = bad = 0
     for entry in store.entries():
         try:
-            meta = store.load_meta(entry)
-        except Corrupt as exc:
-            corrupt += 1
-            typer.echo(f"corrupt  {entry.key[:16]}  {exc}")
+            meta, payload = store.load(entry.path, entry.key)
+            unpickle.check(payload)
+        except (Corrupt, Untrusted, unpickle.Refused) as exc:
+            bad += 1
+            kind = "corrupt " if isinstance(exc, Corrupt) else "refused "
+            typer.echo(f"{kind} {entry.key[:16]}  {exc}")
+            continue
+        except OSError as exc:
+            bad += 1
+            typer.echo(f"refused  {entry.key[:16]}  unreadable: {exc.strerror}")
             continue
         differs = [what for what in ("versions", "machine") if meta.get(what) != here[what]]
         if differs:
@@ -95,27 +114,49 @@ def verify() -> None:
                        + " and ".join(built[what] for what in differs))
         else:
             ok += 1
-    typer.echo(f"{ok} ok, {stale} stale, {corrupt} corrupt")
-    if corrupt:
+    typer.echo(f"{ok} ok, {stale} stale, {bad} corrupt or refused")
+    if bad:
         raise typer.Exit(1)
 
 
+@app.command("keygen")
+def keygen(path: Annotated[Path, typer.Argument(help="Key file to create (mode 0600; never overwritten).")]) -> None:
+    """Create a random key for signing bundles; keep it secret, and give it to those who import."""
+    try:
+        bundle.new_key(path)
+    except errors.CacheError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"wrote a new key to {path}")
+
+
+SignKey = Annotated[Path | None, typer.Option("--sign", dir_okay=False,
+                                              help="Sign the bundle with the key in this file.")]
+VerifyKey = Annotated[Path | None, typer.Option("--verify", dir_okay=False,
+                                                help="Require a signature by the key in this file.")]
+TrustUnsigned = Annotated[bool, typer.Option("--trust-unsigned", help="Import without checking a signature.")]
+
+
 @app.command("export")
-def export(path: Annotated[Path, typer.Argument(help="Bundle file to write.")]) -> None:
-    """Write every entry into one bundle file."""
-    typer.echo(f"exported {bundle.export(current_store(), path)} entries to {path}")
+def export(path: Annotated[Path, typer.Argument(help="Bundle file to write.")], sign: SignKey = None) -> None:
+    """Write every entry this runtime would load into one bundle file."""
+    try:
+        count = bundle.export(current_store(), path, key=bundle.read_key(sign) if sign else None)
+    except errors.CacheError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"exported {count} entries to {path}" + (" (signed)" if sign else " (unsigned)"))
 
 
 @app.command("import")
-def import_(path: Annotated[Path, typer.Argument(help="Bundle file to read.", exists=True, dir_okay=False)]) -> None:
-    """Add a bundle's entries to this cache (each entry's checksum is verified)."""
+def import_(path: Annotated[Path, typer.Argument(help="Bundle file to read.", exists=True, dir_okay=False)],
+            verify_key: VerifyKey = None, trust_unsigned: TrustUnsigned = False) -> None:
+    """Add a signed bundle's entries (--verify KEYFILE, or --trust-unsigned); each entry is checked too."""
     try:
-        imported, rejected = bundle.import_(current_store(), path)
+        key = bundle.read_key(verify_key) if verify_key else None
+        imported, rejected = bundle.import_(current_store(), path, key=key, trust_unsigned=trust_unsigned)
     except errors.CacheError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        raise _fail(exc) from None
     typer.echo(f"imported {imported} entries from {path}")
-    for member in rejected:
-        typer.echo(f"rejected {member}: not a valid entry", err=True)
+    for member, reason in rejected:
+        typer.echo(f"rejected {member}: {reason}", err=True)
     if rejected:
         raise typer.Exit(1)

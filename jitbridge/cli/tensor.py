@@ -15,7 +15,7 @@ def _tensor() -> None:
 
 @app.command()
 def gc() -> None:
-    """Remove segments whose owning process is dead (killed before it could clean up)."""
+    """Remove your segments whose owning process is provably dead (killed before it could clean up)."""
     removed = reclaim_dead_segments()
     for name in removed:
         typer.echo(f"removed {name}")
@@ -24,12 +24,12 @@ def gc() -> None:
 
 @app.command("ls")
 def ls() -> None:
-    """List jitbridge segments with their owner process and size."""
+    """List jitbridge segments: owner process, state (alive, dead: `gc` removes it, or unknown) and size."""
     segments = list_segments()
     for info in segments:
-        state = "alive" if info.owner_alive else "dead"
-        typer.echo(f"{info.name}  pid={info.owner_pid} ({state})  {info.nbytes} bytes")
-    typer.echo(f"{len(segments)} segment(s)")
+        typer.echo(f"{info.name}  pid={info.owner_pid} ({info.state})  {info.nbytes} bytes")
+    dead = sum(info.state == "dead" for info in segments)
+    typer.echo(f"{len(segments)} segment(s), {dead} dead" + (" (`jitbridge tensor gc` removes them)" if dead else ""))
 
 
 if __name__ == "__main__":

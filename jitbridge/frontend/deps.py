@@ -123,8 +123,8 @@ class _Walker:
         """A stable digest of a value the compiler may freeze into the code."""
         fn = _py_function(obj)
         if fn is not None:
-            options = getattr(obj, "targetoptions", None)
-            digest = self.function(fn, extra=stable_repr(options or {}))
+            options = {**(getattr(obj, "targetoptions", None) or {}), "locals": getattr(obj, "locals", None) or {}}
+            digest = self.function(fn, extra=stable_repr(options))
             self.deps.setdefault(qualified_name(fn), digest)
             return digest
         if isinstance(obj, pytypes.ModuleType):

@@ -18,9 +18,13 @@ from numba.core.typeconv import Conversion
 from numba.np import numpy_support
 
 from .. import config, errors, telemetry
+from ..cache.key import code_options
 from ..cache.numba_cache import ContentCache, record_key
 from ..targets.vector_math import target as vector_math_target
 from . import deps, diagnostics, record
+
+
+_FLOAT16 = getattr(types, "float16", None)
 
 
 class Dispatcher(CPUDispatcher):
@@ -44,7 +48,8 @@ class Dispatcher(CPUDispatcher):
         self.jb_reusable: set[tuple[Any, ...]] = set()
         if jb_cache:
             self._cache = ContentCache(self.jb_name, jb_fingerprint or (lambda: deps.fingerprint(py_func)), "cpu",
-                                       {**self.targetoptions, "vector_math": self.jb_vector_math},
+                                       {**code_options(self.targetoptions, self.locals, self._compiler.pipeline_class),
+                                        "vector_math": self.jb_vector_math},
                                        record_key=record_key(self.jb_name, jb_variant),
                                        globals_=py_func.__globals__)
 
@@ -113,10 +118,22 @@ class Dispatcher(CPUDispatcher):
     def typeof_pyval(self, val: Any) -> Any:
         """numba's typeof, minus its ``np.ma`` check for plain ndarrays: that first touch of
         ``numpy.ma`` imports it, ~50 ms of every warm start."""
-        if type(val) is np.ndarray and val.dtype.kind in "biufc":
-            return types.Array(numpy_support.from_dtype(val.dtype), val.ndim, numpy_support.map_layout(val),
-                               readonly=not val.flags.writeable)
-        return super().typeof_pyval(val)
+        try:
+            if type(val) is np.ndarray and val.dtype.kind in "biufc":
+                found = types.Array(numpy_support.from_dtype(val.dtype), val.ndim, numpy_support.map_layout(val),
+                                    readonly=not val.flags.writeable)
+            else:
+                found = super().typeof_pyval(val)
+        except errors.JitBridgeError:
+            raise
+        except Exception as exc:
+            if isinstance(val, np.ndarray):
+                raise errors.array_not_compilable(val) from exc
+            raise
+        unusable = found is types.pyobject and isinstance(val, np.ndarray)
+        if unusable or _FLOAT16 in (found, getattr(found, "dtype", None)):  # numba types float16, cannot lower it
+            raise errors.array_not_compilable(val)
+        return found
 
     def _search_new_conversions(self, *args: Any, **kws: Any) -> bool:
         """numba asks this when no compiled signature fits and compiling is off (eager

@@ -72,7 +72,8 @@ class Kernel:
                                tuple(sorted((locals or {}).items())), self.vector_math)
         # Launches of ``_limit`` indices or more run in parallel (None: JITBRIDGE_SERIAL_THRESHOLD).
         # A bounds-checked launch runs on one thread, so an IndexError is raised at its index.
-        self._checked = bool(self._options.get("boundscheck"))
+        forced = numba.config.BOUNDSCHECK  # NUMBA_BOUNDSCHECK overrides every option when set
+        self._checked = bool(self._options.get("boundscheck") if forced is None else forced)
         serial_below = _checked_count(serial_below, "serial_below", py_func)
         self._limit = INTP_MAX if self._checked else serial_below
         self._disjoint = _checked_disjoint(disjoint, self.arg_names, py_func)

@@ -1,7 +1,8 @@
 """Shared-memory tensors: zero-copy buffers between Python, compiled kernels and processes.
 
-``reclaim_dead_segments()`` is cheap enough (microseconds) to call at every jitbridge start-up;
-the rest loads on first use, so ``import jitbridge`` does not pay for it.
+Segments of killed owners are reclaimed when a process first creates a tensor, or by
+``jitbridge tensor gc``; never at ``import jitbridge``. The rest loads on first use, so
+``import jitbridge`` does not pay for it.
 """
 from __future__ import annotations
 

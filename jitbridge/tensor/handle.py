@@ -8,6 +8,7 @@ never a mapping that reads past the end of the memory.
 from __future__ import annotations
 
 import ast
+import math
 import numbers
 import os
 from collections.abc import Sequence
@@ -19,6 +20,8 @@ from .. import errors
 
 KINDS = ("shm", "file")
 ORDERS = ("C", "F")
+INTP_MAX = int(np.iinfo(np.intp).max)
+MAX_DIMS = 64  # NumPy's limit on the number of dimensions
 
 
 class TensorHandle(NamedTuple):
@@ -93,11 +96,20 @@ def normalize(shape: Any, dtype: Any, order: str) -> tuple[tuple[int, ...], np.d
         )
     shape = (shape,) if isinstance(shape, numbers.Integral) else shape
     sequence = isinstance(shape, (Sequence, np.ndarray))
-    if not sequence or not all(isinstance(n, numbers.Integral) and n >= 0 for n in shape):
+    if not sequence or not all(_is_int(n) and n >= 0 for n in shape):
         raise tensor_error("shape must be non-negative integers", "pass e.g. (1024, 3)", shape=shape)
     if order not in ORDERS:
         raise tensor_error("unknown memory order", f"order must be one of {ORDERS}", order=order)
-    return tuple(int(n) for n in shape), dtype
+    shape = tuple(int(n) for n in shape)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if len(shape) > MAX_DIMS or max(shape, default=0) > INTP_MAX or nbytes > INTP_MAX:
+        raise tensor_error("tensor too large to address", f"at most {MAX_DIMS} dimensions and {INTP_MAX} bytes",
+                           shape=shape, dtype=dtype, bytes=nbytes)
+    return shape, dtype
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def validate(handle: Any) -> np.dtype:
@@ -116,16 +128,24 @@ def validate(handle: Any) -> np.dtype:
         raise _bad(handle, "unreadable dtype", "pass the value of `tensor.handle`", dtype=handle.dtype) from exc
     if dtype.hasobject:
         raise _bad(handle, "object dtypes cannot be shared", "share numeric or structured data", dtype=dtype)
+    if "\0" in handle.name:
+        raise _bad(handle, "the name holds a NUL character", "pass the value of `tensor.handle`")
     tuples = isinstance(handle.shape, tuple) and isinstance(handle.strides, tuple)
-    ints = tuples and all(isinstance(v, int) for v in (*handle.shape, *handle.strides, handle.offset))
-    if not ints or len(handle.shape) != len(handle.strides) or min(handle.shape, default=0) < 0:
+    values = (*handle.shape, *handle.strides, handle.offset, handle.owner_pid) if tuples else ()
+    ints = tuples and all(type(v) is int and -INTP_MAX <= v <= INTP_MAX for v in values)
+    if not ints or len(handle.shape) != len(handle.strides) or min(handle.shape, default=0) < 0 \
+            or len(handle.shape) > MAX_DIMS:
         raise _bad(
             handle,
-            "shape and strides must be equally long tuples of ints, shape >= 0",
+            f"shape, strides, offset and owner_pid must be ints that fit in intp (shape and strides equally "
+            f"long tuples of at most {MAX_DIMS}, shape >= 0)",
             "pass the value of `tensor.handle`",
             shape=handle.shape,
             strides=handle.strides,
         )
+    if math.prod(handle.shape) * dtype.itemsize > INTP_MAX:
+        raise _bad(handle, "the view is too large to address", "pass the value of `tensor.handle`",
+                   shape=handle.shape, dtype=dtype)
     return dtype
 
 

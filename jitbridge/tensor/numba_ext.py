@@ -14,6 +14,7 @@ from numba.core import cgutils, types
 from numba.core.typing.typeof import typeof_impl
 from numba.extending import NativeValue, box, lower_cast, models, register_model, unbox
 
+from .. import errors
 from .shared import SharedTensor
 
 
@@ -61,7 +62,13 @@ def _typeof_shared_tensor(tensor: SharedTensor, context: object) -> SharedTensor
     # the nearest Python frame is the user's call.
     found = _types.get(tensor)
     if found is None:
-        array = typeof_impl(tensor._array, context)
+        try:
+            array = typeof_impl(tensor._array, context)
+        except Exception as exc:
+            # A TensorError, not a ValueError: numba turns those into "pyobject" and a TypingError.
+            raise errors.array_not_compilable(tensor._array, errors.TensorError) from exc
+        if array.dtype is getattr(types, "float16", None):  # typed by numba, but not lowered
+            raise errors.array_not_compilable(tensor._array, errors.TensorError)
         found = SharedTensorType(array.dtype, array.ndim, array.layout, not array.mutable, array.aligned)
         _types[tensor] = found
     return found

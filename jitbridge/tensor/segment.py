@@ -14,9 +14,12 @@ Lifetimes are split on purpose:
   ``base`` chain; it is unmapped only when the last view is gone, so no array can ever point at
   unmapped memory, whatever order things are closed in.
 
-An owner killed with SIGKILL cannot unlink. Its segment names encode its pid and its start time
-(``jb_<pid>_<start>_<token>``), so :func:`reclaim_dead_segments` can tell, from ``/dev/shm`` and
-``/proc`` alone, which segments nobody owns any more, even if the pid was reused.
+An owner killed with SIGKILL cannot unlink. Its segment names encode its pid, its start time and
+its PID namespace (``jb_<pid>_<start>_<pidns>_<token>``), so :func:`reclaim_dead_segments` can
+tell, from ``/dev/shm`` and ``/proc`` alone, which segments nobody owns any more, even if the
+pid was reused. A pid means something only in its own PID namespace: a container sharing
+``/dev/shm`` sees other pids, so a segment of another namespace is never judged dead, nor is
+one of another user, nor anything when this process's ``/proc`` shows another namespace.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import mmap
 import os
 import re
 import secrets
+import stat
 import weakref
 from typing import NamedTuple
 
@@ -34,7 +38,7 @@ from .handle import tensor_error
 
 SHM_DIR = "/dev/shm"
 PREFIX = "jb_"
-_NAME = re.compile(r"jb_(\d+)_(\d+)_[0-9a-f]{32}")
+_NAME = re.compile(r"jb_(\d+)_(\d+)_(\d+)_[0-9a-f]{32}")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -77,6 +81,19 @@ class Mapping:
 _PROC_READABLE = os.path.exists("/proc/self/stat")
 
 
+def pid_namespace() -> int:
+    """The inode of this process's PID namespace; 0 when it cannot be known. Also 0 when
+    ``/proc`` belongs to another namespace (``unshare --pid`` without remounting it): then
+    ``/proc/<pid>`` is not our pid, and no owner could be proved dead."""
+    try:
+        if os.readlink("/proc/self") != str(os.getpid()):
+            return 0
+        text = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+        return int(text[text.index("[") + 1 : text.index("]")])
+    except (OSError, ValueError):
+        return 0
+
+
 def process_start_time(pid: int) -> int | None:
     """Start time (clock ticks after boot) of a running process; None if gone or a zombie."""
     try:
@@ -89,19 +106,9 @@ def process_start_time(pid: int) -> int | None:
 
 
 def owner_alive(pid: int, start: int) -> bool:
-    """Whether the process that created a segment still runs (``start`` 0: start time unknown).
-
-    Comparing start times catches a pid reused by an unrelated process. Without a readable
-    /proc, only the pid can be checked, which errs towards keeping segments.
-    """
-    if not _PROC_READABLE:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True  # someone else's process, but alive
-        return True
+    """Whether the process that created a segment still runs (``start`` 0: start time unknown),
+    read from a ``/proc`` of this PID namespace. Comparing start times catches a pid reused by
+    an unrelated process."""
     running = process_start_time(pid)
     return running is not None and start in (0, running)
 
@@ -144,8 +151,9 @@ def create(nbytes: int) -> Segment:
     otherwise kill the process with SIGBUS on first write instead of raising here. The owner's
     mapping is populated, since a new tensor is about to be written.
     """
+    _reclaim_once()
     pid = os.getpid()
-    name = f"{PREFIX}{pid}_{process_start_time(pid) or 0}_{secrets.token_hex(16)}"
+    name = f"{PREFIX}{pid}_{process_start_time(pid) or 0}_{pid_namespace()}_{secrets.token_hex(16)}"
     size = max(nbytes, 1)
     fd = _posixshmem.shm_open("/" + name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
     try:
@@ -181,11 +189,18 @@ def attach(name: str, kind: str, owner_pid: int, read_only: bool, populate: bool
         raise tensor_error("not a jitbridge segment name", "pass the value of `tensor.handle`", segment=name)
     flags = os.O_RDONLY if read_only else os.O_RDWR
     try:
-        fd = _posixshmem.shm_open("/" + name, flags, mode=0) if kind == "shm" else os.open(name, flags)
+        if kind == "shm":
+            fd = _posixshmem.shm_open("/" + name, flags, mode=0)
+        else:  # never block on a FIFO planted at the path
+            fd = os.open(name, flags | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise _cannot_open(name, kind, exc) from exc
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise tensor_error("not a regular file", "pass the value of `tensor.handle`", segment=name,
+                               mode=stat.filemode(st.st_mode))
+        size = st.st_size
         if size == 0:
             raise tensor_error("segment is empty", "pass the value of `tensor.handle`", segment=name)
         mapping = Mapping(fd, size, read_only, populate)
@@ -195,57 +210,80 @@ def attach(name: str, kind: str, owner_pid: int, read_only: bool, populate: bool
 
 
 class SegmentInfo(NamedTuple):
-    """One jitbridge segment in /dev/shm, as `jitbridge tensor ls` shows it."""
+    """One jitbridge segment in /dev/shm, as `jitbridge tensor ls` shows it.
+
+    ``state`` is ``alive``, ``dead`` (provably: ours, same PID namespace, owner gone; what
+    `gc` removes), or why nothing can be said: ``other user``, ``other PID namespace``,
+    ``unknown`` (no usable ``/proc``)."""
 
     name: str
     owner_pid: int
     owner_alive: bool
     nbytes: int
+    state: str = "alive"
 
 
-def _owner_alive(match: re.Match, cache: dict[tuple[int, int], bool]) -> bool:
+def _state(match: re.Match, uid: int, namespace: int, cache: dict[tuple[int, int], bool]) -> str:
+    if uid != os.geteuid():
+        return "other user"
+    if namespace == 0 or not _PROC_READABLE:
+        return "unknown"
+    if int(match[3]) != namespace:
+        return "other PID namespace"
     key = int(match[1]), int(match[2])
     if key not in cache:
         cache[key] = owner_alive(*key)
-    return cache[key]
+    return "alive" if cache[key] else "dead"
 
 
-def _jitbridge_segments() -> list[re.Match]:
+def list_segments() -> list[SegmentInfo]:
+    """Every jitbridge segment on this machine with its owner, size and state."""
     try:
         names = os.listdir(SHM_DIR)
     except OSError:
         return []
-    return [m for m in map(_NAME.fullmatch, (n for n in names if n.startswith(PREFIX))) if m]
-
-
-def list_segments() -> list[SegmentInfo]:
-    """Every jitbridge segment on this machine with its owner and size."""
+    namespace = pid_namespace()
     cache: dict[tuple[int, int], bool] = {}
     infos = []
-    for match in _jitbridge_segments():
+    for match in map(_NAME.fullmatch, (n for n in names if n.startswith(PREFIX))):
+        if not match:
+            continue
         try:
-            nbytes = os.stat(os.path.join(SHM_DIR, match[0])).st_size
+            st = os.lstat(os.path.join(SHM_DIR, match[0]))
         except FileNotFoundError:
             continue  # unlinked while we looked
-        infos.append(SegmentInfo(match[0], int(match[1]), _owner_alive(match, cache), nbytes))
+        state = _state(match, st.st_uid, namespace, cache)
+        infos.append(SegmentInfo(match[0], int(match[1]), state == "alive", st.st_size, state))
     return infos
 
 
 def reclaim_dead_segments() -> list[str]:
-    """Unlink segments whose owner process is dead; return their names.
+    """Unlink this user's segments whose owner is provably dead; return their names.
 
-    Cheap when there is nothing to do (one ``listdir`` and one ``/proc`` read per owner), so
-    every jitbridge process can call it at start-up. Segments of other users are left alone.
-    Processes still attached keep their memory: unlinking removes only the name.
+    Cheap when there is nothing to do (one ``listdir``, one ``lstat`` per segment, one
+    ``/proc`` read per owner). Segments of other users, of other PID namespaces, or of
+    owners that may be alive are left alone. Processes still attached keep their memory:
+    unlinking removes only the name.
     """
-    cache: dict[tuple[int, int], bool] = {}
     removed = []
-    for match in _jitbridge_segments():
-        if _owner_alive(match, cache):
+    for info in list_segments():
+        if info.state != "dead":
             continue
         try:
-            _posixshmem.shm_unlink("/" + match[0])
+            _posixshmem.shm_unlink("/" + info.name)
         except (FileNotFoundError, PermissionError):
-            continue  # removed concurrently, or another user's
-        removed.append(match[0])
+            continue  # removed concurrently
+        removed.append(info.name)
     return removed
+
+
+_reclaimed_in: int | None = None
+
+
+def _reclaim_once() -> None:
+    """Reclaim once per process, when it first creates a segment: the moment /dev/shm space
+    is wanted, and never at ``import jitbridge`` (which does no work)."""
+    global _reclaimed_in
+    if _reclaimed_in != os.getpid():
+        _reclaimed_in = os.getpid()
+        reclaim_dead_segments()
