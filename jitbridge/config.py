@@ -69,6 +69,7 @@ class Settings:
     record: Path | None = None  # JITBRIDGE_RECORD=FILE: write compiled specializations there
     cache_max_bytes: int = 2 << 30  # JITBRIDGE_CACHE_MAX_BYTES: LRU bound kept by prune
     serial_threshold: int = 32768  # JITBRIDGE_SERIAL_THRESHOLD: launches below run on one thread
+    huge_pages: bool = True  # JITBRIDGE_HUGE_PAGES=0: compiled code's large arrays get no huge-page advice
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -109,6 +110,7 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
         record=Path(record) if record else None,
         cache_max_bytes=_size("CACHE_MAX_BYTES", max_bytes) if max_bytes else 2 << 30,
         serial_threshold=integer("SERIAL_THRESHOLD", 32768) or 0,
+        huge_pages=_flag("HUGE_PAGES", get("HUGE_PAGES") or "1"),
     )
 
 
