@@ -170,7 +170,10 @@ def _install() -> State:
     if isinstance(set_allocator, str):
         return State(False, set_allocator)
     page = huge_page_size()
-    malloc, realloc, free, flag = _build(page)
+    try:
+        malloc, realloc, free, flag = _build(page)
+    except (RuntimeError, OSError, AttributeError, ValueError) as exc:  # llvmlite or libc missing a piece
+        return State(False, f"the advising allocator could not be built here: {exc}")
     _switch = flag
     _switch.value = int(config.settings.huge_pages)
     set_allocator(malloc, realloc, free)

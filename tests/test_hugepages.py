@@ -219,6 +219,30 @@ def test_without_thp_allocation_is_plain_and_quiet(tmp_path, enabled, reason):
     assert out["total"] == 3 * LARGE and out["advised"] is False and out["stderr"] == ""
 
 
+@needs_proc
+def test_an_allocator_that_cannot_be_built_leaves_plain_allocation():
+    out = run_json(f"""
+        import json
+        import numpy as np
+        import jitbridge as jb
+        from jitbridge import hugepages
+
+        def fails(page):
+            raise RuntimeError("no JIT here")
+        hugepages._build = fails
+
+        @jb.jit
+        def ones(n):
+            return np.ones(n)
+
+        total = float(ones({LARGE}).sum())
+        print(json.dumps({{"state": list(hugepages.state()), "sum": total}}))
+    """)
+    assert out["sum"] == LARGE and out["state"][0] is False
+    if THP_USABLE:
+        assert "no JIT here" in out["state"][1]
+
+
 @needs_thp
 def test_numba_statistics_on_before_the_first_compile_leave_the_allocator_alone():
     """numba aborts on an allocator change while its statistics are on and blocks are alive."""
