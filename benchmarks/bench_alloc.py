@@ -14,6 +14,7 @@ is shared), each call including the free of what it allocated; medians are repor
 from __future__ import annotations
 
 import math
+import resource
 import time
 from typing import Any, Callable
 
@@ -89,6 +90,13 @@ def _timed(fn: Callable[[], Any], huge_pages: bool) -> float:
         return time.perf_counter() - start
 
 
+def _page_faults(fn: Callable[[], Any], huge_pages: bool) -> float:
+    """Minor page faults of one call: the mechanism, counted exactly where times are noisy."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    _timed(fn, huge_pages)
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+
+
 def _interleaved(variants: dict[str, tuple[Callable[[], Any], bool]], rounds: int) -> dict[str, float]:
     """Median seconds per variant over ``rounds`` rounds, each round running every variant
     once in a rotating order, after one warm-up call each."""
@@ -118,6 +126,8 @@ def test_allocate_and_fill_80_mb(benchmark):
     RESULTS["huge pages in use (1 yes, 0 no)"] = float(bool(state and state.in_use))
     for name, seconds in found.items():
         RESULTS[f"allocate+fill 80 MB, {name} (ms)"] = seconds * 1e3
+    for name in ("numba.njit (huge pages off: numba as it is)", "jb.jit"):
+        RESULTS[f"allocate+fill 80 MB, {name}, page faults per call"] = _page_faults(*variants[name])
     jb_s = found["jb.jit"]
     RESULTS["numba.njit / jb.jit, allocate+fill 80 MB (target >= 2.5)"] = (
         found["numba.njit (huge pages off: numba as it is)"] / jb_s)
@@ -136,8 +146,10 @@ def test_black_scholes_outputs_allocated_inside(benchmark):
         "jb.jit, JITBRIDGE_HUGE_PAGES=0": (lambda: jb_black_scholes(*OPTIONS), False),
         "jb.jit": (lambda: jb_black_scholes(*OPTIONS), True),
     }
-    found = benchmark.pedantic(_interleaved, (variants, 11), rounds=1, iterations=1)
+    found = benchmark.pedantic(_interleaved, (variants, 21), rounds=1, iterations=1)
     for name, seconds in found.items():
         RESULTS[f"Black-Scholes 10^7 options, {name} (ms)"] = seconds * 1e3
+    for name, variant in variants.items():
+        RESULTS[f"Black-Scholes 10^7 options, {name}, page faults per call"] = _page_faults(*variant)
     RESULTS["Black-Scholes numba.jit / jb.jit"] = found["numba.jit (huge pages off: numba as it is)"] / found["jb.jit"]
     RESULTS["Black-Scholes jb.jit huge pages off / on"] = found["jb.jit, JITBRIDGE_HUGE_PAGES=0"] / found["jb.jit"]

@@ -161,7 +161,8 @@ def _install() -> State:
         return State(False, f"this kernel has no transparent huge pages ({THP_DIR} is missing)")
     if mode == "never":
         return State(False, f"transparent huge pages are 'never' ({THP_DIR / 'enabled'})")
-    from numba.core.runtime import _nrt_python as nrt
+    # numba.core.runtime.nrt installs PyMem's allocator when it is first imported; ours comes after.
+    from numba.core.runtime import _nrt_python as nrt, nrt as _runtime  # noqa: F401
 
     if nrt.memsys_stats_enabled():
         return State(False, "numba's allocation statistics are on (NUMBA_NRT_STATS); its allocator is "
