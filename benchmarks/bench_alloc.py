@@ -90,11 +90,13 @@ def _timed(fn: Callable[[], Any], huge_pages: bool) -> float:
         return time.perf_counter() - start
 
 
-def _page_faults(fn: Callable[[], Any], huge_pages: bool) -> float:
-    """Minor page faults of one call: the mechanism, counted exactly where times are noisy."""
+def _page_faults(fn: Callable[[], Any], huge_pages: bool, calls: int = 5) -> float:
+    """Minor page faults per call: the mechanism, counted exactly, where wall times on this
+    shared machine move by more than the effect (Black-Scholes)."""
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    _timed(fn, huge_pages)
-    return float(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    for _ in range(calls):
+        _timed(fn, huge_pages)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
 
 
 def _interleaved(variants: dict[str, tuple[Callable[[], Any], bool]], rounds: int) -> dict[str, float]:

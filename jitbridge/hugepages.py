@@ -262,6 +262,7 @@ define i8* @jb_hp_realloc(i8* %old, i64 %size) {{
 }}
 """
 
+
 def _build(huge: int) -> tuple[int, int, int, Any]:
     """Compile the advising malloc/realloc; returns their addresses, PyMem_RawFree's and the flag."""
     import ctypes
