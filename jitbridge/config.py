@@ -70,6 +70,7 @@ class Settings:
     cache_max_bytes: int = 2 << 30  # JITBRIDGE_CACHE_MAX_BYTES: LRU bound kept by prune
     serial_threshold: int = 32768  # JITBRIDGE_SERIAL_THRESHOLD: launches below run on one thread
     vector_math: bool = True  # JITBRIDGE_VECTOR_MATH=0: math.*/np.* calls stay plain libm (numba's bits)
+    huge_pages: bool = True  # JITBRIDGE_HUGE_PAGES=0: compiled code's large arrays get no huge-page advice
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -111,6 +112,7 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
         cache_max_bytes=_size("CACHE_MAX_BYTES", max_bytes) if max_bytes else 2 << 30,
         serial_threshold=integer("SERIAL_THRESHOLD", 32768) or 0,
         vector_math=_flag("VECTOR_MATH", get("VECTOR_MATH") or "1"),
+        huge_pages=_flag("HUGE_PAGES", get("HUGE_PAGES") or "1"),
     )
 
 

@@ -48,7 +48,7 @@ def gather() -> dict[str, Any]:
     import numpy
     from llvmlite import binding as llvm
 
-    from .. import __version__, config
+    from .. import __version__, config, hugepages
     from ..targets import cuda
 
     threads, layer = _threading()
@@ -65,10 +65,12 @@ def gather() -> dict[str, Any]:
         "threading layer": layer,
         "cuda": "usable" if reason is None else f"not usable: {reason}",
         "cache dir": str(config.settings.cache_dir),
+        "huge pages": hugepages.describe(),
     }
 
 
 def info() -> None:
-    """Print versions, CPU and SIMD features, threads, CUDA availability and the cache folder."""
+    """Print versions, CPU and SIMD features, threads, CUDA availability, the cache folder and
+    whether compiled code's large arrays get huge pages."""
     for name, value in gather().items():
         typer.echo(f"{name + ':':<17}{value}")

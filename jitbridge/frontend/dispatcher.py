@@ -17,7 +17,7 @@ from numba.core.registry import CPUDispatcher
 from numba.core.typeconv import Conversion
 from numba.np import numpy_support
 
-from .. import config, errors, telemetry
+from .. import config, errors, hugepages, telemetry
 from ..cache.key import code_options
 from ..cache.numba_cache import ContentCache, record_key
 from ..targets.vector_math import target as vector_math_target
@@ -78,6 +78,7 @@ class Dispatcher(CPUDispatcher):
         if existing is not None:
             return existing.entry_point
         with global_compiler_lock:
+            hugepages.ensure()
             if isinstance(self._cache, ContentCache) and self._cache.enabled:
                 with self._cache.lock(sig, self.targetctx.codegen()):
                     return self._compile_counted(sig, tuple(args))
