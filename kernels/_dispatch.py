@@ -55,7 +55,7 @@ REDUCE = {"fastmath": {"reassoc", "contract"}}
 
 def require_array(x: Any, name: str, dtypes: Sequence[np.dtype], min_ndim: int = 1) -> np.ndarray:
     """``x`` as an ndarray of one of ``dtypes`` (NumPy scalars and lists are accepted)."""
-    arr = np.asarray(x)
+    arr = x if type(x) is np.ndarray else np.asarray(x)
     if arr.dtype not in dtypes:
         raise errors.ArgumentError(
             f"{name} has dtype {arr.dtype}, which this kernel does not support",
@@ -124,6 +124,19 @@ def scalar_as(value: Any, dtype: np.dtype, name: str) -> Any:
         values={name: repr(value), "dtype": str(dtype)},
         fix=f"pass a real scalar {name} that fits {dtype}, or convert x to a wider dtype",
     )
+
+
+def small_1d(arr: np.ndarray, kernel: str, threads: int | None) -> bool:
+    """Whether a call is a short 1-D one that runs serially whatever the settings: such calls
+    skip the general bookkeeping (row views, plans), which costs more than their arithmetic."""
+    return threads is None and arr.ndim == 1 and arr.size <= CROSSOVER[kernel]
+
+
+def separate_out(out: Any, arr: np.ndarray) -> bool:
+    """``out`` can be written while ``arr`` is read, element by element: same shape and dtype,
+    and either ``arr`` itself or memory that ``arr`` does not touch."""
+    return (type(out) is np.ndarray and out.shape == arr.shape and out.dtype == arr.dtype
+            and (out is arr or not np.may_share_memory(out, arr)))
 
 
 def prepare_out(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype,

@@ -93,6 +93,13 @@ _KERNELS = {
 def _elementwise(name: str, arr: np.ndarray, other: np.ndarray, out: np.ndarray | None, params: tuple,
                  threads: int | None) -> np.ndarray:
     element, reads_y, streamed = _KERNELS[name]
+    if d.small_1d(arr, name, threads) and (out is None or d.separate_out(out, arr) and d.separate_out(out, other)):
+        buf = np.empty_like(arr) if out is None else out
+        if reads_y:
+            element.launch(arr.size, arr, other, buf, *params, threads=1)
+        else:
+            element.launch(arr.size, arr, buf, *params, threads=1)
+        return buf
     buf, user_out = d.prepare_out(out, arr.shape, arr.dtype, inputs=(arr, other), same_index_ok=True)
     x = d.flat(arr)
     y = x if other is arr else d.flat(other)

@@ -228,12 +228,13 @@ def analyze(py_func: Callable[..., Any], ndim: int, atomic_ops: Mapping[Any, str
                         written.add(target.arg)
                         handled.add(expr.args[0].name)
                         results[stmt.target.name] = target.arg
-                    elif callee in _READERS:
+                    elif _is_reader(callee):
                         handled.update(v.name for v in expr.args)
                     else:
-                        for var in expr.args:
+                        writes = _callee_writes(callee, atomic_ops) if not expr.kws and not expr.vararg else None
+                        for position, var in enumerate(expr.args):
                             base = reader.origin(var)
-                            if base is not None and base.arg is not None:
+                            if base is not None and base.arg is not None and (writes is None or position in writes):
                                 written.add(base.arg)
                 elif expr.op == "inplace_binop":
                     base = reader.origin(expr.lhs)
@@ -253,6 +254,32 @@ def analyze(py_func: Callable[..., Any], ndim: int, atomic_ops: Mapping[Any, str
         atomic_ops=tuple(sorted((arg, frozenset(ops)) for arg, ops in atomic.items() if arg not in not_only_atomic)),
         atomic_results_used=results_used,
     )
+
+
+def _is_reader(callee: Any) -> bool:
+    try:
+        return callee in _READERS
+    except TypeError:  # unhashable
+        return False
+
+
+_WRITES: dict[Any, frozenset[int] | None] = {}
+
+
+def _callee_writes(callee: Any, atomic_ops: Mapping[Any, str]) -> frozenset[int] | None:
+    """Parameter positions a jitted callee may write (read from its own IR, recursively), or
+    None when that cannot be known (intrinsics, overloads, NumPy functions): the caller then
+    counts every array it passes as written."""
+    py_func = getattr(callee, "py_func", None)
+    if not isinstance(py_func, pytypes.FunctionType) or not hasattr(callee, "overloads"):
+        return None
+    if py_func not in _WRITES:
+        _WRITES[py_func] = None  # a recursive call counts as "may write anything"
+        try:
+            _WRITES[py_func] = analyze(py_func, 0, atomic_ops).written
+        except Exception:  # numba cannot read it (generated or exotic code): stay conservative
+            _WRITES[py_func] = None
+    return _WRITES[py_func]
 
 
 def _used_elsewhere(reader: _Reader, name: str) -> bool:

@@ -122,8 +122,11 @@ class Kernel:
         if self._declared:
             argmod.check_shapes(self._declared, shape, self._index_symbols, args)
         settings = config.settings
-        if target is None and threads is None and self._entry is not None and settings.target == "cpu":
-            limit = settings.serial_threshold if self._limit is None else self._limit
+        if target is None and self._entry is not None and settings.target == "cpu" and (threads is None or threads == 1):
+            if threads is None:
+                limit = settings.serial_threshold if self._limit is None else self._limit
+            else:
+                limit = INTP_MAX
             try:
                 code = self._entry(*shape, *args, limit)
             except argmod.NeedsConversion:
