@@ -7,6 +7,7 @@ or what stops them (a libm call per element, an allocation, a call that was not 
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -155,14 +156,15 @@ def _code_lines(obj: Any, holders: list[Dispatcher]) -> list[str]:
 
 def _fresh_compile(obj: Any, sig: tuple[Any, ...]) -> None:
     """Compile ``sig`` again from scratch (body and loop included for a kernel), so LLVM's
-    optimizer runs, and reports, on every loop; nothing is cached or counted. A kernel's serial
-    launcher stands for both variants: they run the same loop, and the parallel one adds only
-    numba's thread-pool code, whose own loops would muddle the report."""
+    optimizer runs, and reports, on every loop; nothing is cached or counted. For a kernel this
+    is the serial launcher without its overlap checks: both variants run the same loop, and the
+    checks' and numba's thread-pool code would add loops of their own to the report."""
     if isinstance(obj, Kernel):
-        from .frontend.launchers import CpuLaunchers
+        from .frontend.launchers import KernelCompiler
+        from .targets.cpu_launch import CpuKernel
 
-        twin = CpuLaunchers(obj.spec, obj, cache=False, disjoint=frozenset(obj.arg_names))
-        twin.launcher(twin.plan("serial")).compile(sig)
+        twin = CpuKernel(obj.spec, KernelCompiler(obj, cache=False))
+        twin.launcher(dataclasses.replace(twin.plan("serial"), overlap_checks=())).compile(sig)
     else:
         Dispatcher(obj.py_func, obj.locals, obj.targetoptions, jb_name=f"{obj.jb_name} (explain)",
                    jb_counted=False, vector_math=obj.jb_vector_math).compile(sig)

@@ -12,11 +12,14 @@ from __future__ import annotations
 import dataclasses
 import operator
 import types as pytypes
+import warnings
 from typing import Any, Callable, Mapping
 
 from numba.core import ir
 from numba.core.analysis import compute_cfg_from_blocks
 from numba.core.compiler import run_frontend
+
+from .. import errors
 
 # Calls that only read their array arguments; any other call may write them.
 _READERS = {len, range, min, max, abs, float, int, bool, isinstance}
@@ -254,6 +257,24 @@ def analyze(py_func: Callable[..., Any], ndim: int, atomic_ops: Mapping[Any, str
         atomic_ops=tuple(sorted((arg, frozenset(ops)) for arg, ops in atomic.items() if arg not in not_only_atomic)),
         atomic_results_used=results_used,
     )
+
+
+def warn_races(name: str, py_func: Callable[..., Any], ndim: int, arg_names: tuple[str, ...],
+               facts: BodyFacts, disjoint: frozenset[str]) -> None:
+    """One RaceWarning per racy write, at the user's line, unless declared disjoint."""
+    index_names = list(py_func.__code__.co_varnames[:ndim])
+    for race in facts.races:
+        array = arg_names[race.arg]
+        if array in disjoint:
+            continue
+        missing = ", ".join(index_names[d] for d in race.missing)
+        message = errors.format_message(
+            f"kernel '{name}' writes '{array}' at an index that does not hold the launch "
+            f"index {missing}: launch indices that differ only in {missing} may write the same element at once",
+            where=(race.filename, race.line),
+            fix=f"use jb.atomic (e.g. jb.atomic.add({array}, idx, value)) for shared updates, or declare the "
+                f"writes disjoint with @jb.kernel(disjoint=[{array!r}]) if they never collide")
+        warnings.warn_explicit(message, errors.RaceWarning, race.filename, race.line)
 
 
 def _is_reader(callee: Any) -> bool:

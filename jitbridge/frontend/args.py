@@ -19,6 +19,10 @@ class NeedsConversion(Exception):
     the launch converts the arguments and calls again. Raised while typing, before any code runs."""
 
 
+class OnDevice(NeedsConversion):
+    """An argument lives in GPU memory: the launch belongs on the CUDA target."""
+
+
 _PASS_THROUGH = (np.ndarray, int, float, complex, bool, np.generic, tuple)
 
 

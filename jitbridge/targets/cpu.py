@@ -15,11 +15,14 @@ small launch is one compiled call and a large one costs one extra call.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numba
 
 from .. import config
+from . import source
+from .source import Source
 
 OK, ALIASED, WANTS_PARALLEL = 0, -1, -2
 VARIANTS = ("serial", "parallel")
@@ -67,17 +70,23 @@ class Plan:
 def loop_source(plan: Plan) -> str:
     """``loop(lo0, hi0[, lo1, hi1[, n2]], args...)``: the body over one rectangle."""
     pattern = plan.pattern or tuple(range(plan.nargs))
-    bounds = ["lo0", "hi0"] + (["lo1", "hi1"] if plan.ndim > 1 else []) + (["n2"] if plan.ndim > 2 else [])
-    params = bounds + [f"a{k}" for k in plan.unique_args()]
+    src = Source()
     ranges = ["range(lo0, hi0)", "range(lo1, hi1)", "range(n2)"][: plan.ndim]
-    lines = [f"def loop({', '.join(params)}):"]
-    for d, rng in enumerate(ranges):
-        lines.append("    " * (d + 1) + f"for i{d} in {rng}:")
-    # Launch indices are never negative; saying so (``nonneg``) lets LLVM drop the wraparound
-    # of x[i], x[i + 1], ..., which otherwise turns vectorized loads and stores into gathers.
-    call_args = [f"nonneg(i{d})" for d in range(plan.ndim)] + [f"a{pattern[k]}" for k in range(plan.nargs)]
-    lines.append("    " * (plan.ndim + 1) + f"body({', '.join(call_args)})")
-    return "\n".join(lines) + "\n"
+    with src.define("loop", _rect(plan.ndim) + source.args(plan.unique_args())):
+        with contextlib.ExitStack() as nest:
+            for index, rng in zip(source.indices(plan.ndim), ranges):
+                nest.enter_context(src.block(f"for {index} in {rng}:"))
+            # Launch indices are never negative; saying so (``nonneg``) lets LLVM drop the
+            # wraparound of x[i], x[i + 1], ..., which otherwise turns vectorized loads and
+            # stores into gathers.
+            src.line(src.call("body", [f"nonneg({i})" for i in source.indices(plan.ndim)]
+                              + [f"a{pattern[k]}" for k in range(plan.nargs)]))
+    return src.text
+
+
+def _rect(ndim: int) -> list[str]:
+    """The loop's bounds parameters: a range of the first two dimensions, the third whole."""
+    return ["lo0", "hi0"] + (["lo1", "hi1"] if ndim > 1 else []) + (["n2"] if ndim > 2 else [])
 
 
 def launcher_source(plan: Plan) -> str:
@@ -85,54 +94,53 @@ def launcher_source(plan: Plan) -> str:
 
     ``limit`` is the size from which a serial launcher hands the launch back, and the number of
     thread chunks for a parallel one (numba's thread count cannot be read from cached code)."""
-    dims = [f"n{d}" for d in range(plan.ndim)]
-    args = [f"a{k}" for k in range(plan.nargs)]
-    lines = [f"def launch({', '.join(dims + args)}, limit):"]
-    for code, (arg, axis, dim) in enumerate(plan.extents, start=1):
-        lines.append(f"    if extent(a{arg}, {axis}) < n{dim}:")
-        lines.append(f"        return {code}")
-    if plan.overlap_checks:
-        test = " or ".join(f"overlaps(a{w}, a{o})" for w, o in plan.overlap_checks)
-        lines += [f"    if {test}:", f"        return {ALIASED}"]
-    unique = plan.unique_args()
-    tail = ([] if plan.ndim < 3 else ["n2"])
-    if plan.mode == "parallel":
-        lines += _parallel_lines(plan, unique, tail)
-    else:
-        total = " * ".join(dims)
-        if plan.mode == "serial":
-            lines += [f"    if {total} >= limit:", f"        return {WANTS_PARALLEL}"]
-        # ``zero`` is a run-time 0, so serial and parallel launchers share one loop specialization
-        # (a literal 0 would be typed as Literal[int](0) and compile the loop twice).
-        whole = ["zero", "n0"] + (["zero", "n1"] if plan.ndim > 1 else []) + tail
-        passed = [f"as_private(a{k})" if k in plan.atomic_only else f"a{k}" for k in unique]
-        lines += ["    zero = n0 * 0", f"    loop({', '.join(whole + passed)})"]
-    lines.append(f"    return {OK}")
-    return "\n".join(lines) + "\n"
+    dims = source.dims(plan.ndim)
+    src = Source()
+    with src.define("launch", dims + source.args(range(plan.nargs)) + ["limit"]):
+        for code, (arg, axis, dim) in enumerate(plan.extents, start=1):
+            with src.block(f"if extent(a{arg}, {axis}) < n{dim}:"):
+                src.line(f"return {code}")
+        if plan.overlap_checks:
+            with src.block("if " + " or ".join(f"overlaps(a{w}, a{o})" for w, o in plan.overlap_checks) + ":"):
+                src.line(f"return {ALIASED}")
+        unique = plan.unique_args()
+        if plan.mode == "parallel":
+            _parallel(src, plan, unique)
+        else:
+            if plan.mode == "serial":
+                with src.block(f"if {' * '.join(dims)} >= limit:"):
+                    src.line(f"return {WANTS_PARALLEL}")
+            # ``zero`` is a run-time 0, so serial and parallel launchers share one loop
+            # specialization (a literal 0 would be typed Literal[int](0) and compile it twice).
+            whole = ["zero", "n0"] + (["zero", "n1"] if plan.ndim > 1 else []) + (["n2"] if plan.ndim > 2 else [])
+            src.line("zero = n0 * 0")
+            src.line(src.call("loop", whole + [f"as_private(a{k})" if k in plan.atomic_only else f"a{k}"
+                                               for k in unique]))
+        src.line(f"return {OK}")
+    return src.text
 
 
-def _parallel_lines(plan: Plan, unique: list[int], tail: list[str]) -> list[str]:
-    if plan.ndim == 1:
-        split, bounds = "    split = 0", ["lo0, hi0 = c * n0 // nc, (c + 1) * n0 // nc"]
-        rect = ["lo0", "hi0"]
-    else:
-        split = "    split = split_dim(n0, n1, nc)"
-        bounds = ["lo0, hi0, lo1, hi1 = chunk(c, nc, split, n0, n1)"]
-        rect = ["lo0", "hi0", "lo1", "hi1"] + tail
+def _parallel(src: Source, plan: Plan, unique: list[int]) -> None:
+    """One loop call per thread chunk (``prange``), through per-thread copies of small atomic
+    targets when they fit."""
+    def chunked(passed: list[str]) -> None:
+        with src.block("for c in prange(nc):"):
+            if plan.ndim == 1:
+                src.line("lo0, hi0 = c * n0 // nc, (c + 1) * n0 // nc")
+            else:
+                src.line("lo0, hi0, lo1, hi1 = chunk(c, nc, split, n0, n1)")
+            src.line(src.call("loop", _rect(plan.ndim) + passed))
 
-    def chunked(passed: list[str], indent: str) -> list[str]:
-        return ([f"{indent}for c in prange(nc):"] + [f"{indent}    {b}" for b in bounds]
-                + [f"{indent}    loop({', '.join(rect + passed)})"])
-
-    lines = ["    nc = limit", split]
+    src.line("nc = limit")
+    src.line("split = split_dim(n0, n1, nc)" if plan.ndim > 1 else "split = 0")
     private = {arg: op for arg, op in plan.privatized if arg in unique}
     if private:
-        total = " * ".join(f"n{d}" for d in range(plan.ndim))
-        fits = " and ".join(f"private_fits(a{k}, nc, {total})" for k in private)
-        lines.append(f"    if {fits}:")
-        lines += [f"        p{k} = private_copies(a{k}, nc, {op!r})" for k, op in private.items()]
-        lines += chunked([f"as_private(p{k}[c])" if k in private else f"a{k}" for k in unique], "        ")
-        lines += [f"        merge(a{k}, p{k}, {op!r})" for k, op in private.items()]
-        lines.append(f"        return {OK}")
-    lines += chunked([f"a{k}" for k in unique], "    ")
-    return lines
+        total = " * ".join(source.dims(plan.ndim))
+        with src.block("if " + " and ".join(f"private_fits(a{k}, nc, {total})" for k in private) + ":"):
+            for k, op in private.items():
+                src.line(f"p{k} = private_copies(a{k}, nc, {op!r})")
+            chunked([f"as_private(p{k}[c])" if k in private else f"a{k}" for k in unique])
+            for k, op in private.items():
+                src.line(f"merge(a{k}, p{k}, {op!r})")
+            src.line(f"return {OK}")
+    chunked([f"a{k}" for k in unique])

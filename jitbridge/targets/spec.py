@@ -14,6 +14,7 @@ class KernelSpec:
     options: tuple[tuple[str, Any], ...] = ()  # numba options of the body, sorted by name
     locals: tuple[tuple[str, Any], ...] = ()  # numba ``locals=`` types of the body
     vector_math: bool = True  # math.*/np.* transcendentals served by SIMD versions
+    facts: Any = None  # frontend.analysis.BodyFacts: what the body does with its arguments
 
     @property
     def nargs(self) -> int:
