@@ -60,7 +60,7 @@ class Settings:
     """The effective configuration; field docs name the environment variable."""
 
     cache_dir: Path  # JITBRIDGE_CACHE_DIR (default: the platform's user cache dir)
-    target: str = "cpu"  # JITBRIDGE_TARGET: cpu | cuda | auto
+    target: str = "auto"  # JITBRIDGE_TARGET: cpu | cuda | auto (CUDA when an argument is in GPU memory)
     disable_cache: bool = False  # JITBRIDGE_DISABLE_CACHE=1
     deterministic: bool = False  # JITBRIDGE_DETERMINISTIC=1
     boundscheck: bool = False  # JITBRIDGE_BOUNDSCHECK=1
@@ -102,7 +102,7 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
     max_bytes = get("CACHE_MAX_BYTES")
     return Settings(
         cache_dir=Path(cache_dir).expanduser() if cache_dir else _default_cache_dir(),
-        target=(get("TARGET") or "cpu").lower(),
+        target=(get("TARGET") or "auto").lower(),
         disable_cache=_flag("DISABLE_CACHE", get("DISABLE_CACHE") or "0"),
         deterministic=_flag("DETERMINISTIC", get("DETERMINISTIC") or "0"),
         boundscheck=_flag("BOUNDSCHECK", get("BOUNDSCHECK") or "0"),

@@ -17,6 +17,7 @@ from jitbridge import errors, jit, kernel
 from jitbridge import math as jm
 
 from . import _dispatch as d
+from . import _gpu
 from ._dispatch import SERIAL
 from ._loops import map_drivers, named
 from ._stream import streaming
@@ -93,6 +94,8 @@ _KERNELS = {
 def _elementwise(name: str, arr: np.ndarray, other: np.ndarray, out: np.ndarray | None, params: tuple,
                  threads: int | None) -> np.ndarray:
     element, reads_y, streamed = _KERNELS[name]
+    if _gpu.is_device(arr):
+        return _gpu.elementwise(element, reads_y, arr, other, out, params)
     if d.small_1d(arr, name, threads) and (out is None or d.separate_out(out, arr) and d.separate_out(out, other)):
         buf = np.empty_like(arr) if out is None else out
         if reads_y:
@@ -121,7 +124,7 @@ def clip(x: Any, lo: Any = None, hi: Any = None, out: np.ndarray | None = None,
          threads: int | None = None) -> np.ndarray:
     """``np.clip(x, lo, hi)``: min(max(x, lo), hi); either bound may be None, NaN in x or in a
     bound propagates. Integer bounds must fit x's dtype."""
-    arr = d.require_array(x, "x", d.NUMERIC)
+    arr = x if _gpu.is_device(x) else d.require_array(x, "x", d.NUMERIC)
     if lo is None and hi is None:
         raise errors.ArgumentError("clip needs lo, hi or both", values={"lo": None, "hi": None},
                                    fix="pass lo=... and/or hi=...")
@@ -130,7 +133,7 @@ def clip(x: Any, lo: Any = None, hi: Any = None, out: np.ndarray | None = None,
         else d.scalar_as(lo, arr.dtype, "lo")
     high = d.scalar_as(np.inf if arr.dtype.kind == "f" else info.max, arr.dtype, "hi") if hi is None \
         else d.scalar_as(hi, arr.dtype, "hi")
-    if np.isnan(low) or np.isnan(high):
+    if (np.isnan(low) or np.isnan(high)) and not _gpu.is_device(arr):
         buf, user_out = d.prepare_out(out, arr.shape, arr.dtype)
         buf.fill(np.nan)
         return d.finish(buf, user_out)
@@ -139,12 +142,14 @@ def clip(x: Any, lo: Any = None, hi: Any = None, out: np.ndarray | None = None,
 
 def scale(x: Any, alpha: Any, out: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
     """``alpha * x`` in x's dtype (integer alpha must fit an integer x; overflow wraps)."""
-    arr = d.require_array(x, "x", d.NUMERIC)
+    arr = x if _gpu.is_device(x) else d.require_array(x, "x", d.NUMERIC)
     return _elementwise("scale", arr, arr, out, (d.scalar_as(alpha, arr.dtype, "alpha"),), threads)
 
 
 def saxpy(alpha: Any, x: Any, y: Any, out: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
     """``alpha * x + y`` (BLAS argument order), rounded twice as NumPy does."""
+    if _gpu.is_device(x):
+        return _elementwise("saxpy", x, y, out, (np.dtype(x.dtype).type(alpha),), threads)
     arr = d.require_array(x, "x", d.NUMERIC)
     other = d.require_array(y, "y", d.NUMERIC)
     d.check_same_shape("y", other, arr)
@@ -153,7 +158,7 @@ def saxpy(alpha: Any, x: Any, y: Any, out: np.ndarray | None = None, threads: in
 
 def relu(x: Any, out: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
     """``np.maximum(x, 0)``: NaN propagates, -0.0 stays -0.0."""
-    arr = d.require_array(x, "x", d.NUMERIC)
+    arr = x if _gpu.is_device(x) else d.require_array(x, "x", d.NUMERIC)
     return _elementwise("relu", arr, arr, out, (arr.dtype.type(0),), threads)
 
 
@@ -162,8 +167,8 @@ def gelu(x: Any, approximate: str = "none", out: np.ndarray | None = None,
     """Gaussian error linear unit, ``x * Phi(x)``: ``approximate="none"`` uses erf
     (``0.5 x (1 + erf(x / sqrt 2))``), ``"tanh"`` the tanh approximation
     (``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``), as in PyTorch."""
-    arr = d.require_array(x, "x", d.FLOATS)
-    t = arr.dtype.type
+    arr = x if _gpu.is_device(x) else d.require_array(x, "x", d.FLOATS)
+    t = np.dtype(arr.dtype).type
     if approximate == "tanh":
         params = (t(0.5), t(1.0), t(math.sqrt(2.0 / math.pi)), t(0.044715))
     elif approximate == "none":

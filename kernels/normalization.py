@@ -15,6 +15,7 @@ from jitbridge import jit
 from jitbridge import math as jm
 
 from . import _dispatch as d
+from . import _gpu
 from ._dispatch import SERIAL
 from ._loops import (
     CHUNK, cast_like, chunk_max, chunk_sum, combine_moments, combine_sums, stat_drivers, transform_drivers,
@@ -150,6 +151,8 @@ def layernorm(x: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5,
               deterministic: bool | None = None) -> np.ndarray:
     """(x - mean) / sqrt(var + eps) along the last axis, then ``* weight + bias`` when given
     (each of shape ``x.shape[-1:]``); statistics in one stable pass, output in one more."""
+    if _gpu.is_device(x):
+        return _gpu.layernorm(x, weight, bias, eps, out)
     arr = _float_input(x, axis)
     affine = []
     for name, value in (("weight", weight), ("bias", bias)):
@@ -168,6 +171,8 @@ def logsumexp(x: Any, axis: int = -1, threads: int | None = None,
               deterministic: bool | None = None) -> Any:
     """log(sum(exp(x))) along the last axis without overflow, as ``np.logaddexp.reduce``:
     an empty axis gives -inf, NaN wins, +inf gives +inf."""
+    if _gpu.is_device(x):
+        return _gpu.logsumexp(x)
     arr = _float_input(x, axis)
     x2 = d.rows(arr)
     if x2.shape[1] == 0:

@@ -14,6 +14,7 @@ import numpy as np
 from jitbridge import errors, jit
 
 from . import _dispatch as d
+from . import _gpu
 from ._dispatch import REDUCE, SERIAL
 from ._loops import CHUNK, chunk_max, combine_moments, combine_sums, stat_drivers, welford
 
@@ -117,6 +118,8 @@ def sum_sq(x: Any, axis: int = -1, threads: int | None = None,
     Floats accumulate in float64 and return the input dtype; integers accumulate and return
     in 64 bits (int64, or uint64 for uint8), wrapping on overflow as NumPy's ``sum`` does.
     """
+    if _gpu.is_device(x):
+        return _gpu.dot(x, x)
     arr = d.require_array(x, "x", d.NUMERIC)
     d.check_axis(axis, arr)
     zero = _acc_zero(arr.dtype)
@@ -130,6 +133,8 @@ def dot(x: Any, y: Any, axis: int = -1, threads: int | None = None,
         deterministic: bool | None = None) -> Any:
     """Dot product along the last axis (row by row for 2-D ``x`` and ``y`` of one shape);
     accumulators and result dtype as in :func:`sum_sq`."""
+    if _gpu.is_device(x):
+        return _gpu.dot(x, y)
     arr = d.require_array(x, "x", d.NUMERIC)
     other = d.require_array(y, "y", d.NUMERIC)
     d.check_same_shape("y", other, arr)

@@ -17,6 +17,7 @@ from jitbridge import jit, kernel
 from jitbridge import math as jm
 
 from . import _dispatch as d
+from . import _gpu
 from ._dispatch import KERNEL, SERIAL
 from ._loops import CHUNK, cast_like, chunk_max, chunk_sum
 
@@ -98,6 +99,8 @@ def softmax(x: Any, out: np.ndarray | None = None, axis: int = -1, threads: int 
             deterministic: bool | None = None) -> np.ndarray:
     """exp(x - max) / sum(exp(x - max)) along the last axis; NaN or +inf in a row gives a NaN
     row (as NumPy's formula does); an empty axis gives an empty result."""
+    if _gpu.is_device(x):
+        return _gpu.softmax(x, out)
     arr = d.require_array(x, "x", d.FLOATS)
     d.check_axis(axis, arr)
     buf, user_out = d.prepare_out(out, arr.shape, arr.dtype, inputs=(arr,), same_index_ok=True)

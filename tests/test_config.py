@@ -8,17 +8,17 @@ from jitbridge import config
 
 def test_from_env_parses_every_setting():
     s = config.from_env({
-        "JITBRIDGE_CACHE_DIR": "/tmp/x", "JITBRIDGE_TARGET": "AUTO", "JITBRIDGE_DISABLE_CACHE": "1",
+        "JITBRIDGE_CACHE_DIR": "/tmp/x", "JITBRIDGE_TARGET": "CUDA", "JITBRIDGE_DISABLE_CACHE": "1",
         "JITBRIDGE_DETERMINISTIC": "true", "JITBRIDGE_BOUNDSCHECK": "yes", "JITBRIDGE_NUM_THREADS": "2",
         "JITBRIDGE_LOG_LEVEL": "debug", "JITBRIDGE_RECORD": "/tmp/m.jsonl",
     })
-    assert s.cache_dir == Path("/tmp/x") and s.target == "auto" and s.disable_cache and s.deterministic
+    assert s.cache_dir == Path("/tmp/x") and s.target == "cuda" and s.disable_cache and s.deterministic
     assert s.boundscheck and s.num_threads == 2 and s.log_level == "DEBUG" and s.record == Path("/tmp/m.jsonl")
 
 
 def test_defaults():
     s = config.from_env({})
-    assert s.target == "cpu" and not s.disable_cache and not s.deterministic and s.num_threads is None
+    assert s.target == "auto" and not s.disable_cache and not s.deterministic and s.num_threads is None
     assert "jitbridge" in str(s.cache_dir)
 
 
@@ -43,7 +43,7 @@ def test_scope_rejects_unknown_names_and_bad_values():
     with pytest.raises(ValueError):
         with config.scope(target="gpu"):
             pass
-    assert config.settings.target == "cpu"
+    assert config.settings.target == "auto"
 
 
 def test_no_other_module_reads_the_environment():

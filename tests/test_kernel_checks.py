@@ -220,3 +220,22 @@ def test_a_typo_in_a_body_names_the_users_line():
         typo[2](np.ones(2), np.zeros(2))
     assert info.value.where == (body.__code__.co_filename, body.__code__.co_firstlineno + 1)
     assert "undefined_name" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["error_model", "raise"])
+def test_a_body_that_can_raise_runs_serially_so_the_error_arrives(kind):
+    if kind == "error_model":
+        @jb.kernel(error_model="python")
+        def check(i, x, out):
+            out[i] = 1.0 / x[i]
+    else:
+        @jb.kernel
+        def check(i, x, out):
+            if x[i] == 0.0:
+                raise ValueError("zero")
+            out[i] = 1.0 / x[i]
+
+    x = np.ones(200_000)
+    x[150_000] = 0.0
+    with pytest.raises((ZeroDivisionError, ValueError)):
+        check[x.size](x, np.empty_like(x))

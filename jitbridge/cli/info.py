@@ -8,24 +8,6 @@ from typing import Any
 import typer
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _simd_features() -> list[str]:
-    from llvmlite import binding as llvm
-
-    wanted = ("sse", "avx", "fma", "neon", "sve", "asimd")
-    features = llvm.get_host_cpu_features()
-    return sorted(name for name, on in features.items() if on and name.startswith(wanted))
-
-
 def _threading() -> tuple[int, str]:
     """Thread count and threading layer; the layer is only known once a parallel kernel ran."""
     import numba
@@ -46,31 +28,39 @@ def gather() -> dict[str, Any]:
     import llvmlite
     import numba
     import numpy
-    from llvmlite import binding as llvm
 
     from .. import __version__, config, hugepages
-    from ..targets import cuda
+    from ..hardware import hardware_info
 
     threads, layer = _threading()
-    reason = cuda.unavailable_reason()
-    return {
+    machine = hardware_info()
+    cpu, cuda = machine["cpu"], machine["cuda"]
+    memory = f"{cpu['memory_bytes'] / 2**30:.1f} GiB" if cpu["memory_bytes"] else "unknown"
+    found = {
         "jitbridge": __version__,
         "numba": numba.__version__,
         "llvmlite": llvmlite.__version__,
         "numpy": numpy.__version__,
         "python": platform.python_version(),
-        "cpu": f"{_cpu_model()} (llvm: {llvm.get_host_cpu_name()})",
-        "simd": " ".join(_simd_features()),
+        "cpu": f"{cpu['model']} (llvm: {cpu['llvm_name']}), {cpu['cores']} cores, {memory}",
+        "simd": f"{cpu['simd']} ({' '.join(cpu['simd_features'])})",
         "threads": threads,
         "threading layer": layer,
-        "cuda": "usable" if reason is None else f"not usable: {reason}",
-        "cache dir": str(config.settings.cache_dir),
-        "huge pages": hugepages.describe(),
+        "cuda": "usable" if cuda["usable"] else f"not usable: {cuda['reason']}",
     }
+    if cuda["usable"]:
+        found["cuda driver"] = f"{cuda['driver_version']}, runtime {cuda['runtime_version']}"
+        for device in cuda["devices"]:
+            found[f"gpu {device['id']}"] = (f"{device['name']}, {device['memory_bytes'] / 2**30:.1f} GiB, "
+                                            f"compute capability {device['compute_capability'][0]}."
+                                            f"{device['compute_capability'][1]}, {device['sm_count']} SMs")
+    found["cache dir"] = str(config.settings.cache_dir)
+    found["huge pages"] = hugepages.describe()
+    return found
 
 
 def info() -> None:
-    """Print versions, CPU and SIMD features, threads, CUDA availability, the cache folder and
-    whether compiled code's large arrays get huge pages."""
+    """Print versions, the CPU (SIMD level, cores, memory), threads, CUDA (driver, runtime and
+    each GPU, or why it is not usable), the cache folder and whether huge pages are in use."""
     for name, value in gather().items():
         typer.echo(f"{name + ':':<17}{value}")

@@ -56,6 +56,7 @@ class BodyFacts:
     races: tuple[Race, ...] = ()
     atomic_ops: tuple[tuple[int, frozenset[str]], ...] = ()  # args used only through jb.atomic
     atomic_results_used: frozenset[int] = frozenset()
+    raises: bool = False  # the body has a raise statement
 
     def privatizable(self) -> tuple[tuple[int, str], ...]:
         """(arg, merge op) for arrays a parallel launch may count into per-thread copies: touched
@@ -201,9 +202,11 @@ def analyze(py_func: Callable[..., Any], ndim: int, atomic_ops: Mapping[Any, str
             if dim is not None and not reader.guarded(label, dim):
                 extents.setdefault((base.arg, axis, dim), Extent(base.arg, axis, dim, line))
 
+    raises = False
     for label, block in reader.ir.blocks.items():
         for stmt in block.body:
             line = stmt.loc.line
+            raises = raises or isinstance(stmt, (ir.Raise, ir.StaticRaise, ir.DynamicRaise))
             handled: set[str] = set()  # uses that leave an array free to be privatized
             if isinstance(stmt, (ir.SetItem, ir.StaticSetItem)):
                 base = reader.origin(stmt.target)
@@ -256,6 +259,7 @@ def analyze(py_func: Callable[..., Any], ndim: int, atomic_ops: Mapping[Any, str
         races=tuple(races),
         atomic_ops=tuple(sorted((arg, frozenset(ops)) for arg, ops in atomic.items() if arg not in not_only_atomic)),
         atomic_results_used=results_used,
+        raises=raises,
     )
 
 

@@ -19,6 +19,7 @@ from numba.core import sigutils, types
 
 from .. import atomic, config, errors, targets, telemetry
 from ..targets import cpu
+from ..targets import cuda as cuda_target
 from ..targets.spec import KernelSpec
 from . import analysis, deps
 from . import args as argmod
@@ -57,8 +58,8 @@ class Kernel:
         self._options = {k: v for k, v in options.items() if v is not None}
         self._locals = tuple(sorted((locals or {}).items()))
         # Launches of ``_limit`` indices or more run in parallel (None: JITBRIDGE_SERIAL_THRESHOLD).
-        # A body that can raise (bounds checks, error_model="python") runs on one thread: numba
-        # loses an exception raised on a worker thread.
+        # A body that can raise (bounds checks, error_model="python", a raise statement) runs
+        # on one thread: numba loses an exception raised on a worker thread.
         forced = numba.config.BOUNDSCHECK  # NUMBA_BOUNDSCHECK overrides every option when set
         self._checked = bool(self._options.get("boundscheck") if forced is None else forced) \
             or self._options.get("error_model") == "python"
@@ -85,6 +86,8 @@ class Kernel:
             analysis.warn_races(self.jb_name, self.py_func, self.ndim, self.arg_names, facts, self._disjoint)
             self._spec = KernelSpec(self.py_func, self.jb_name, self.ndim, self.arg_names,
                                     tuple(sorted(self._options.items())), self._locals, self.vector_math, facts)
+            if facts.raises:  # an exception must reach the caller: one thread
+                self._limit = INTP_MAX
         return self._spec
 
     def target(self, name: str) -> Any:
@@ -139,7 +142,7 @@ class Kernel:
                 limit = INTP_MAX
             try:
                 code = entry(*shape, *args, limit)
-            except argmod.NeedsConversion:  # raised while typing, before anything ran
+            except (argmod.NeedsConversion, TypeError):  # raised while typing or unboxing, before anything ran
                 self._launch_cpu(shape, args, limit, settings.target)
             except IndexError as exc:
                 raise self._bounds_error(exc) from None
@@ -153,12 +156,11 @@ class Kernel:
     def _launch_general(self, shape: tuple[int, ...], args: tuple[Any, ...], target: str | None,
                         threads: int | None, threads_per_block: int | None) -> None:
         target = target or config.settings.target
+        _ = self.spec  # read the body first: it can make every launch serial (see ``_limit``)
         if target not in ("cpu", "cuda", "auto"):
             raise errors.LaunchError(f"unknown target {target!r}", where=errors.user_location(),
                                      fix="use target='cpu', 'cuda' or 'auto'")
-        from ..targets import cuda
-
-        if cuda.choose(target, args) == "cuda":
+        if cuda_target.choose(target, args) == "cuda":
             self._launch_cuda(shape, args, threads_per_block)
             return
         if threads is None:
@@ -172,7 +174,7 @@ class Kernel:
         previous = numba.get_num_threads()
         numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
         try:
-            self._launch_cpu(shape, args, INTP_MAX if threads == 1 or self._checked else 0, target)
+            self._launch_cpu(shape, args, INTP_MAX if threads == 1 or self._limit == INTP_MAX else 0, target)
         finally:
             numba.set_num_threads(previous)
 
@@ -181,18 +183,18 @@ class Kernel:
         ndarray views; device arrays send an "auto" launch to CUDA. The serial launcher becomes
         the fast path's entry on the first launch small enough for it."""
         kernel = self.cpu
+        if any(cuda_target.on_device(a) for a in args):
+            if target == "cpu":
+                raise errors.LaunchError(
+                    f"kernel '{self.jb_name}' was launched on the CPU with an array in GPU memory",
+                    where=errors.user_location(),
+                    values={n: type(a).__name__ for a, n in zip(args, self.arg_names)},
+                    fix="launch with target='cuda' or 'auto', or copy the array to the host first")
+            self._launch_cuda(shape, args, None)
+            return
         try:
             try:
                 kernel.launch(shape, args, limit)
-            except argmod.OnDevice:
-                if target == "cpu":
-                    raise errors.LaunchError(
-                        f"kernel '{self.jb_name}' was launched on the CPU with an array in GPU memory",
-                        where=errors.user_location(),
-                        values={n: type(a).__name__ for a, n in zip(args, self.arg_names)},
-                        fix="launch with target='cuda' or 'auto', or copy the array to the host first") from None
-                self._launch_cuda(shape, args, None)
-                return
             except argmod.NeedsConversion:
                 args = tuple(argmod.as_array_or_scalar(a, n) for a, n in zip(args, self.arg_names))
                 kernel.launch(shape, args, limit)
@@ -215,9 +217,7 @@ class Kernel:
         return bounds_error(exc, self.jb_name) or exc
 
     def _launch_cuda(self, shape: tuple[int, ...], args: tuple[Any, ...], threads_per_block: int | None) -> None:
-        from ..targets import cuda
-
-        cuda.require()
+        cuda_target.require()
         self.target("cuda").launch(shape, args, threads_per_block)
 
     def _wrong_count(self, args: tuple[Any, ...]) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import numpy as np
 from numba.core import types
 
-from ..targets import cpu_lowering
+from ..targets import cpu_lowering, cuda
 from . import deps
 from .args import NeedsConversion, OnDevice
 from .dispatcher import Dispatcher
@@ -18,7 +17,7 @@ class LaunchDispatcher(Dispatcher):
     and an array in GPU memory sends the launch elsewhere."""
 
     def typeof_pyval(self, val: Any) -> Any:
-        if hasattr(val, "__cuda_array_interface__") and not isinstance(val, np.ndarray):
+        if cuda.on_device(val):
             raise OnDevice
         found = super().typeof_pyval(val)
         if found is types.pyobject or isinstance(found, (types.List, types.Set, types.DictType)) or (

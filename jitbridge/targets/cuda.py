@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ def unavailable_reason() -> str | None:
             return None
         cuda.detect()
     except Exception as exc:
-        return f"the CUDA driver failed: {exc}"
+        return f"the CUDA driver failed: {' '.join(str(exc).split()).rstrip(': ')}"
     return "no CUDA GPU or driver is present on this machine"
 
 
@@ -66,8 +67,14 @@ def _fell_back() -> None:
 
 
 def on_device(value: Any) -> bool:
-    """Whether ``value`` lives in GPU memory (and is not a host array that also offers it)."""
-    return hasattr(value, "__cuda_array_interface__") and not isinstance(value, np.ndarray)
+    """Whether ``value`` lives in GPU memory (and is not a host array that also offers it). The
+    CUDA simulator's arrays count too; ``numba.cuda`` is asked only when it is loaded already."""
+    if isinstance(value, np.ndarray):
+        return False
+    if hasattr(value, "__cuda_array_interface__"):
+        return True
+    loaded = sys.modules.get("numba.cuda")
+    return loaded is not None and bool(loaded.devicearray.is_cuda_ndarray(value))
 
 
 def choose(target: str, args: tuple[Any, ...]) -> str:
@@ -121,7 +128,8 @@ class CudaKernel:
         self.spec = spec
         self.written = spec.facts.written
         self._cuda = cuda
-        namespace: dict[str, Any] = {"cuda": cuda, "body": _device_code().body(spec.py_func)}
+        namespace: dict[str, Any] = {"cuda": cuda, "body": _device_code().body(spec.py_func),
+                                     "__name__": spec.py_func.__module__}
         text = launcher_source(spec.ndim, spec.nargs)
         exec(compile(text, f"<jitbridge {spec.name} <cuda launch>>", "exec"), namespace)
         self.py_launch = namespace["launch"]

@@ -4,7 +4,8 @@ for its GPU counterpart.
 - Jitted helpers (``jb.jit``, ``numba.njit``) become CUDA device functions of the same source.
 - ``jitbridge.math`` functions become CUDA's libdevice functions (``math.exp`` and friends,
   within 2 ulp like ours), ``jb.atomic`` functions numba-cuda's ``cuda.atomic`` ones, with the
-  same semantics (including NaN for min/max).
+  same semantics (including NaN for min/max). This module imports ``numba.cuda``; it is loaded
+  only for a CUDA launch or compile.
 
 Every device function is inlined at numba's IR level (``inline="always"``), so a kernel is one
 function when it is compiled: numba-cuda compiles a separately called device function for the
@@ -17,6 +18,7 @@ import math
 import types as pytypes
 from typing import Any, Callable
 
+from numba import cuda
 from numba.core.dispatcher import Dispatcher as _NumbaDispatcher
 
 
@@ -27,24 +29,44 @@ def _sigmoid(x):  # noqa: ANN001, ANN202 - a device function
     return e / (1.0 + e)
 
 
+# jb.atomic on the GPU: numba-cuda's atomics, called through ``cuda`` (a global of this module,
+# so numba's CUDA simulator can put its own in place).
+def _add(ary, idx, val):  # noqa: ANN001, ANN202
+    return cuda.atomic.add(ary, idx, val)
+
+
+def _sub(ary, idx, val):  # noqa: ANN001, ANN202
+    return cuda.atomic.sub(ary, idx, val)
+
+
+def _min(ary, idx, val):  # noqa: ANN001, ANN202
+    return cuda.atomic.min(ary, idx, val)
+
+
+def _max(ary, idx, val):  # noqa: ANN001, ANN202
+    return cuda.atomic.max(ary, idx, val)
+
+
+def _cas(ary, idx, expected, val):  # noqa: ANN001, ANN202
+    return cuda.atomic.cas(ary, idx, expected, val)
+
+
 class DeviceCode:
     """Device versions of functions, made once per function and kept."""
 
     def __init__(self) -> None:
-        from numba import cuda
-
         import jitbridge
         from jitbridge import atomic
         from jitbridge import math as jm
 
-        self._cuda = cuda
         self._made: dict[int, Any] = {}
         self._swap: dict[int, Any] = {}
         self._swap.update({
             id(jm.exp): math.exp, id(jm.log): math.log, id(jm.tanh): math.tanh, id(jm.erf): math.erf,
             id(jm.sigmoid): self._device(_sigmoid),
-            id(atomic.add): cuda.atomic.add, id(atomic.sub): cuda.atomic.sub, id(atomic.min): cuda.atomic.min,
-            id(atomic.max): cuda.atomic.max, id(atomic.cas): cuda.atomic.cas,
+            id(atomic.add): self._device(_add), id(atomic.sub): self._device(_sub),
+            id(atomic.min): self._device(_min), id(atomic.max): self._device(_max),
+            id(atomic.cas): self._device(_cas),
         })
         gpu_math = _module("jitbridge.math", jm, {n: self._swap[id(getattr(jm, n))] for n in jm.__all__})
         gpu_atomic = _module("jitbridge.atomic", atomic,
@@ -60,7 +82,7 @@ class DeviceCode:
     def _device(self, py_func: Callable[..., Any]) -> Any:
         found = self._made.get(id(py_func))
         if found is None:
-            self._made[id(py_func)] = found = self._cuda.jit(device=True, inline="always")(self._rebound(py_func))
+            self._made[id(py_func)] = found = cuda.jit(device=True, inline="always")(self._rebound(py_func))
         return found
 
     def _rebound(self, fn: pytypes.FunctionType) -> pytypes.FunctionType:
