@@ -130,6 +130,18 @@ class CacheWarning(UserWarning):
     """A cache entry was unusable (corrupt, stale, insecure) and was skipped or rebuilt."""
 
 
+def array_too_short(kernel: str, array: str, index: str, axis: int, shape: tuple[int, ...],
+                    domain: tuple[int, ...], dim: int) -> LaunchError:
+    """The LaunchError for a launch whose domain runs past an array the body indexes with a
+    launch index (CPU launchers check this in compiled code, CUDA launches in Python)."""
+    most = shape[axis] if axis < len(shape) else 0
+    return LaunchError(
+        f"kernel '{kernel}' indexes '{array}' with launch index {index} on axis {axis}, "
+        f"but '{array}' is shorter than the domain there",
+        where=user_location(), values={array: f"shape {shape}", "domain": f"{tuple(domain)}"},
+        fix=f"launch over at most {most} indices in dimension {dim}, or pass a larger '{array}'")
+
+
 class RaceWarning(UserWarning):
     """A kernel writes an array element that other launch indices may write too."""
 

@@ -136,6 +136,10 @@ SIMULATED = textwrap.dedent("""
         results["cpu refuses device"] = "GPU memory" in str(exc)
     m = rng.standard_normal((4, 9))
     dm = cuda.to_device(m)
+    try:
+        with_helpers.launch(40, np.ones(29), np.empty(40), target="cuda")
+    except jb.errors.LaunchError as exc:
+        results["extent checked"] = "'x'" in str(exc)
     results["library softmax"] = bool(np.allclose(K.softmax(dm).copy_to_host(), K.softmax(m), rtol=1e-12))
     results["library gelu"] = bool(np.allclose(K.gelu(dm).copy_to_host(), K.gelu(m), rtol=1e-12))
     results["library saxpy"] = bool(np.allclose(K.saxpy(2.0, dm, dm).copy_to_host(), K.saxpy(2.0, m, m)))
@@ -153,7 +157,7 @@ def test_launches_in_the_cuda_simulator_match_the_cpu(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(done.stdout.strip().splitlines()[-1])
     assert results and all(results.values()), results
-    assert len(results) == 13, results
+    assert len(results) == 14, results
 
 
 @needs_gpu

@@ -139,17 +139,9 @@ class CpuKernel:
         return self.launcher(self.plan("parallel", pattern))(*shape, *args, numba.get_num_threads())
 
     def _too_short(self, arg: int, axis: int, dim: int, shape: tuple[int, ...], args: tuple[Any, ...]) -> None:
-        name = self.spec.arg_names[arg]
-        index = self.spec.py_func.__code__.co_varnames[dim]
-        extent = np.shape(args[arg])
-        raise errors.LaunchError(
-            f"kernel '{self.spec.name}' indexes '{name}' with launch index {index} on axis {axis}, "
-            f"but '{name}' is shorter than the domain there",
-            where=errors.user_location(),
-            values={name: f"shape {extent}", "domain": f"{tuple(shape)}"},
-            fix=f"launch over at most {extent[axis] if axis < len(extent) else 0} indices in dimension {dim}, "
-                f"or pass a larger '{name}'",
-        )
+        raise errors.array_too_short(self.spec.name, self.spec.arg_names[arg],
+                                     self.spec.py_func.__code__.co_varnames[dim], axis, np.shape(args[arg]),
+                                     shape, dim)
 
 
 def _identity_pattern(args: tuple[Any, ...]) -> tuple[int, ...]:

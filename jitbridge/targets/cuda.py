@@ -149,6 +149,12 @@ class CudaKernel:
     def launch(self, dims: tuple[int, ...], args: tuple[Any, ...], threads_per_block: int | None) -> None:
         if not int(np.prod(dims)):
             return
+        for extent in self.spec.facts.extents:  # the CPU launcher checks these in compiled code
+            shape = tuple(getattr(args[extent.arg], "shape", ()))
+            if len(shape) > extent.axis and shape[extent.axis] < dims[extent.dim]:
+                raise errors.array_too_short(self.spec.name, self.spec.arg_names[extent.arg],
+                                             self.spec.py_func.__code__.co_varnames[extent.dim], extent.axis, shape,
+                                             dims, extent.dim)
         cuda = self._cuda
         if self._kernel is None:
             self._kernel = cuda.jit(fastmath=bool(self.spec.option("fastmath")))(self.py_launch)
@@ -166,6 +172,7 @@ class CudaKernel:
         self._kernel[grid, block](*dims, *staged)
         for device, host in copy_back:
             device.copy_to_host(host)
+
 
 
 def _max_blocks(cuda: Any) -> int:
