@@ -16,7 +16,8 @@ import numpy as np
 
 from jitbridge import config, errors
 
-FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_F64 = np.dtype(np.float64)
+FLOATS = (np.dtype(np.float32), _F64)
 INTS = (np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.uint8))
 NUMERIC = FLOATS + INTS
 
@@ -110,6 +111,8 @@ def flat(arr: np.ndarray) -> np.ndarray:
 
 def scalar_as(value: Any, dtype: np.dtype, name: str) -> Any:
     """A scalar argument in ``dtype``: floats round to it, integers must fit exactly."""
+    if type(value) is float and dtype is _F64:
+        return value  # a Python float is a float64 to compiled code, and cheaper to pass
     if dtype.kind == "f" and type(value) in (float, int):
         return dtype.type(value)
     arr = np.asarray(value)
@@ -135,8 +138,10 @@ def small_1d(arr: np.ndarray, kernel: str, threads: int | None) -> bool:
 def separate_out(out: Any, arr: np.ndarray) -> bool:
     """``out`` can be written while ``arr`` is read, element by element: same shape and dtype,
     and either ``arr`` itself or memory that ``arr`` does not touch."""
-    return (type(out) is np.ndarray and out.shape == arr.shape and out.dtype == arr.dtype
-            and (out is arr or not np.may_share_memory(out, arr)))
+    if type(out) is not np.ndarray or out.shape != arr.shape or out.dtype != arr.dtype:
+        return False
+    # Two arrays that each own their memory cannot overlap; only views need the bounds check.
+    return out is arr or (out.base is None and arr.base is None) or not np.may_share_memory(out, arr)
 
 
 def prepare_out(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype,

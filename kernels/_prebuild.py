@@ -36,8 +36,8 @@ def warm(name: str, dtype: str) -> None:
     kernel = library[name]
     accepted = inspect.signature(kernel).parameters
     options = [{}]
-    if "threads" in accepted:
-        options = [{"threads": t} for t in (1, 2)]
+    if "threads" in accepted:  # {} too: short 1-D calls without threads= take their own path
+        options += [{"threads": t} for t in (1, 2)]
     if "deterministic" in accepted:
         options += [{**o, "deterministic": True} for o in options]
     for shape in ((256,), (4, 64)):

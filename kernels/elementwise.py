@@ -96,7 +96,8 @@ def _elementwise(name: str, arr: np.ndarray, other: np.ndarray, out: np.ndarray 
     element, reads_y, streamed = _KERNELS[name]
     if _gpu.is_device(arr):
         return _gpu.elementwise(element, reads_y, arr, other, out, params)
-    if d.small_1d(arr, name, threads) and (out is None or d.separate_out(out, arr) and d.separate_out(out, other)):
+    if d.small_1d(arr, name, threads) and (out is None or d.separate_out(out, arr)
+                                            and (other is arr or d.separate_out(out, other))):
         buf = np.empty_like(arr) if out is None else out
         if reads_y:
             element.launch(arr.size, arr, other, buf, *params, threads=1)
