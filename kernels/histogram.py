@@ -20,15 +20,17 @@ from ._loops import cast_like
 
 
 @kernel
-def _count(i, x, edges, first, denom, counts):
-    """Count x[i] into its bin. ``counts`` is touched only through ``jb.atomic.add``, so a
-    threaded launch gives each thread a private copy and adds them up at the end."""
+def _count(i, x, edges, first, scale, counts):
+    """Count x[i] into its bin. The first guess multiplies by ``nbins / width`` where NumPy
+    divides by the width; either lands within one bin of the answer, and the comparisons with
+    the edges that follow (NumPy's own corrections) settle it, so the counts are NumPy's.
+    ``counts`` is touched only through ``jb.atomic.add``, so a threaded launch gives each thread
+    a private copy and adds them up at the end."""
     nbins = counts.size
     low, high = edges[0], edges[nbins]
     v = cast_like(x[i], low)
     if v >= low and v <= high:
-        k = int(cast_like(cast_like(v, first) - first, denom) / denom * nbins)
-        k = nbins - 1 if k == nbins else k
+        k = min(int(cast_like(cast_like(v, first) - first, scale) * scale), nbins - 1)
         if v < edges[k]:
             k -= 1
         if k != nbins - 1 and v >= edges[k + 1]:
@@ -94,10 +96,10 @@ def histogram(x: Any, bins: int = 10, range: tuple[float, float] | None = None,
     sub_type = np.result_type(np.empty(0, bin_type), first)
     denom = _width(last, first)
     div_type = np.result_type(np.empty(0, sub_type), denom)
-    first_s, denom_c = sub_type.type(first), div_type.type(denom)
+    first_s, scale = sub_type.type(first), div_type.type(nbins) / div_type.type(denom)
     counts = np.zeros(nbins, np.intp)
     if arr.size:
         plan = d.plan("histogram", arr.size, threads, False)
-        _count.launch(arr.size, np.ascontiguousarray(arr), edges, first_s, denom_c, counts,
+        _count.launch(arr.size, np.ascontiguousarray(arr), edges, first_s, scale, counts,
                       threads=plan.launch_threads)
     return counts, edges
