@@ -10,7 +10,6 @@ runner = CliRunner()
 
 
 def _app():
-    cli._join_groups()
     return cli.app
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import weakref
 from typing import Any, Callable, Sequence
 
 import numba
@@ -21,7 +22,7 @@ from .. import atomic, config, errors, targets, telemetry
 from ..targets import cpu
 from ..targets import cuda as cuda_target
 from ..targets.spec import KernelSpec
-from . import analysis, deps
+from . import analysis, deps, instrument
 from . import args as argmod
 from . import kernel_options as checks
 
@@ -73,6 +74,7 @@ class Kernel:
         self._targets: dict[str, Any] = {}
         self._entry: Any = None
         self.declared_signatures = tuple(signatures or ())
+        _LIVE.add(self)
 
     def __repr__(self) -> str:
         return f"<jitbridge kernel {self.jb_name} ndim={self.ndim}>"
@@ -321,6 +323,11 @@ class Kernel:
 
     def inspect_llvm(self, parallel: bool = False) -> dict[Any, str]:
         return self.cpu.launcher(self.cpu.plan("parallel" if parallel else "serial")).inspect_llvm()
+
+
+# Kernels alive now: a profile swaps in a timed launch and makes each forget its bound k[n].
+_LIVE: "weakref.WeakSet[Kernel]" = weakref.WeakSet()
+telemetry.instrumentation(functools.partial(instrument.watch_launches, Kernel, _LIVE))
 
 
 def kernel(fn: Callable[..., Any] | None = None, *, ndim: int | None = None, cache: bool = True,
