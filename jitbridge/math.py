@@ -16,6 +16,10 @@ float32 lanes (twice as many per register) rather than promoting to float64. The
 names are generic: inside jitted code ``exp(x)`` picks the variant for ``x``'s type at
 compile time (integers compute in float64); called from Python they map over arrays.
 
+The functions are compiled with numba's own ``njit``, not ``jb.jit``: this module sits
+below the targets (``targets/vector_variants.py`` builds the SIMD versions from it), so it
+may not import the frontend; its code has no libm call for vector math to rewrite anyway.
+
 Polynomial coefficients are Chebyshev interpolants (near-minimax) computed in 60-digit
 arithmetic with mpmath and rounded to the target type.
 """

@@ -17,12 +17,11 @@ from numba.core.registry import CPUDispatcher
 from numba.core.typeconv import Conversion
 from numba.np import numpy_support
 
-from .. import config, errors, hugepages, profiling, telemetry
+from .. import config, errors, hugepages, telemetry
 from ..cache.key import code_options
 from ..cache.numba_cache import ContentCache, NullCache
-from ..targets import cpu
 from ..targets.vector_math import target as vector_math_target
-from . import deps, diagnostics, instrument, record
+from . import deps, diagnostics, instrument, record, startup
 
 
 _FLOAT16 = getattr(types, "float16", None)
@@ -37,6 +36,7 @@ class Dispatcher(CPUDispatcher):
                  *, jb_cache: bool = False, jb_name: str | None = None, jb_owner: Any = None,
                  jb_variant: str | None = None, jb_fingerprint: Callable[[], Any] | None = None,
                  jb_counted: bool = True, vector_math: bool | None = None) -> None:
+        startup.first_definition()
         self.jb_vector_math = config.settings.vector_math if vector_math is None else bool(vector_math)
         # numba reads the target (typing and target context) from here while it initialises
         self.targetdescr = vector_math_target(self.jb_vector_math)
@@ -93,7 +93,7 @@ class Dispatcher(CPUDispatcher):
         if existing is not None:
             return existing.entry_point
         with global_compiler_lock:
-            _first_compile()
+            startup.first_compile()
             hugepages.ensure()
             with self._cache.lock(sig, self.targetctx.codegen()):
                 entry_point = super().compile(sig)
@@ -218,21 +218,6 @@ class Dispatcher(CPUDispatcher):
         owner = self.jb_owner or self
         py_func = getattr(owner, "py_func", owner)
         return diagnostics.typing_error(owner.jb_kind, deps.qualified_name(py_func), exc, argtypes, py_func)
-
-
-_started = False
-
-
-def _first_compile() -> None:
-    """What waits for the first compile instead of running at import: numba's compile events,
-    the JITBRIDGE_NUM_THREADS setting (setting it starts numba's thread pool) and
-    JITBRIDGE_PROFILE."""
-    global _started
-    if not _started:
-        _started = True
-        telemetry.listen()
-        cpu.register_thread_setting()
-        profiling.from_settings()
 
 
 telemetry.instrumentation(functools.partial(instrument.watch_calls, Dispatcher))

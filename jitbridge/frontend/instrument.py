@@ -39,7 +39,8 @@ def _type_text(value: Any) -> str:
 
 
 def summary(args: tuple[Any, ...]) -> tuple[str, tuple[tuple[int, ...], ...], tuple[str, ...], int]:
-    """(argument types, shapes and dtypes of the array arguments, their bytes, each array once)."""
+    """(argument types, shapes and dtypes of the array arguments, their bytes: each array
+    once, the same view passed twice (``k[n](x, x)``, or ``x[:5]`` twice) counted once)."""
     shapes, dtypes, nbytes, seen = [], [], 0, set()
     for value in args:
         shape = getattr(value, "shape", None)
@@ -48,8 +49,10 @@ def summary(args: tuple[Any, ...]) -> tuple[str, tuple[tuple[int, ...], ...], tu
             continue
         shapes.append(tuple(shape))
         dtypes.append(str(dtype))
-        if id(value) not in seen:
-            seen.add(id(value))
+        same = (value.__array_interface__["data"][0], shape, value.strides) if isinstance(value, np.ndarray) \
+            else id(value)
+        if same not in seen:
+            seen.add(same)
             nbytes += int(getattr(value, "nbytes", 0))
     return "(" + ", ".join(_type_text(v) for v in args) + ")", tuple(shapes), tuple(dtypes), nbytes
 

@@ -22,7 +22,7 @@ from .. import atomic, config, errors, targets, telemetry
 from ..targets import cpu
 from ..targets import cuda as cuda_target
 from ..targets.spec import KernelSpec
-from . import analysis, deps, instrument
+from . import analysis, deps, instrument, startup
 from . import args as argmod
 from . import kernel_options as checks
 
@@ -38,6 +38,7 @@ class Kernel:
                  signatures: Sequence[str] | None = None, serial_below: int | None = None,
                  disjoint: Sequence[str] | bool = (), locals: dict[str, Any] | None = None,
                  vector_math: bool | None = None, options: dict[str, Any] | None = None) -> None:
+        startup.first_definition()
         functools.update_wrapper(self, py_func)
         self.vector_math = config.settings.vector_math if vector_math is None else bool(vector_math)
         self.py_func = py_func
