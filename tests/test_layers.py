@@ -11,8 +11,8 @@ From the bottom up (a module may import its own layer and the layers below):
    compiled code by content (its key spelling and the fingerprint type included); a target
    turns a kernel specification into launch code.
 4. ``frontend``: decorators, dispatchers, kernels: joins the cache and the targets.
-5. ``inspection``, ``simd_report``, ``lock``, ``cluster``: tools that look at what the
-   frontend built.
+5. ``inspection``, ``simd_report``, ``lock``, ``cluster``, ``hardware``: tools that look at
+   what the frontend built, or at the machine it runs on.
 6. ``cli``, the package's ``__init__`` (public face) and ``__main__``.
 
 Every import counts, also those inside functions and under ``TYPE_CHECKING``: a lazy import
@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
      "jitbridge.tensor"),
     ("jitbridge.cache", "jitbridge.targets"),
     ("jitbridge.frontend",),
-    ("jitbridge.inspection", "jitbridge.simd_report", "jitbridge.lock", "jitbridge.cluster"),
+    ("jitbridge.inspection", "jitbridge.simd_report", "jitbridge.lock", "jitbridge.cluster", "jitbridge.hardware"),
     ("jitbridge.cli", "jitbridge", "jitbridge.__main__"),
 ]
 # Groups on one layer that must not import each other.
@@ -77,7 +77,8 @@ def _place(module: str) -> tuple[int, str]:
     best = None
     for level, groups in enumerate(LAYERS):
         for group in groups:
-            if (module == group or module.startswith(group + ".")) and (best is None or len(group) > len(best[1])):
+            inside = module == group or (group != "jitbridge" and module.startswith(group + "."))
+            if inside and (best is None or len(group) > len(best[1])):
                 best = (level, group)
     assert best is not None, f"{module} is on no layer: add it to LAYERS in {__file__}"
     return best

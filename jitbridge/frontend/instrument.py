@@ -66,9 +66,9 @@ def _report(name: str, args: tuple[Any, ...], seconds: float, dims: tuple[int, .
 def timed_launch(launch: Callable[..., None]) -> Callable[..., None]:
     """``Kernel.launch``, timed and reported as a "launch" event."""
     @functools.wraps(launch)
-    def launch_timed(self: Any, dims: Any, *args: Any, target: str | None = None, threads: int | None = None) -> None:
+    def launch_timed(self: Any, dims: Any, *args: Any, **options: Any) -> None:
         started = time.perf_counter()
-        launch(self, dims, *args, target=target, threads=threads)
+        launch(self, dims, *args, **options)
         seconds = time.perf_counter() - started
         _report(self.jb_name, args, seconds, tuple(int(d) for d in (dims if isinstance(dims, tuple) else (dims,))))
 
