@@ -66,6 +66,12 @@ def signature_text(sig: Any) -> str:
     return f"{tuple(args)}->{return_type}"
 
 
+def arguments_text(args: Any, shown: slice = slice(None)) -> str:
+    """Argument types as a user passed them, as numba prints them: ``(float64, array(float64, 1d, C))``;
+    ``shown`` picks them out of a longer compiled signature (a kernel launcher's)."""
+    return "(" + ", ".join(str(t) for t in tuple(args)[shown]) + ")"
+
+
 def signature_args(sig: Any) -> tuple[Any, ...]:
     """The argument types of ``sig`` (a string, a Signature or argument types)."""
     from numba.core import sigutils

@@ -60,8 +60,7 @@ class ContentCache:
         return not config.settings.disable_cache
 
     def arguments(self, args: Any) -> str:
-        """The argument types a user passed, as numba prints them: ``(float64, array(float64, 1d, C))``."""
-        return "(" + ", ".join(str(t) for t in tuple(args)[self.shown]) + ")"
+        return keys.arguments_text(args, self.shown)
 
     def key(self, sig: Any, codegen: Any) -> str:
         return self.key_of(keys.signature_text(sig), codegen.magic_tuple())

@@ -18,7 +18,7 @@ from numba.core.typeconv import Conversion
 from numba.np import numpy_support
 
 from .. import config, errors, hugepages, telemetry
-from ..cache.key import code_options
+from ..cache.key import arguments_text, code_options
 from ..cache.numba_cache import ContentCache, NullCache
 from ..targets.vector_math import target as vector_math_target
 from . import deps, diagnostics, instrument, record, startup
@@ -66,7 +66,7 @@ class Dispatcher(CPUDispatcher):
     def jb_arguments(self, args: Any) -> str:
         """The argument types a user passed, as numba prints them (a launcher's index and
         thread-limit parameters left out)."""
-        return "(" + ", ".join(str(t) for t in tuple(args)[self._jb_shown]) + ")"
+        return arguments_text(args, self._jb_shown)
 
     def _reduce_states(self) -> dict[str, Any]:
         states = super()._reduce_states()
