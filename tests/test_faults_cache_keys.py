@@ -226,7 +226,7 @@ def test_every_kernel_option_is_in_the_key():
             continue
         assert name in KERNEL_VALUES, f"new jb.kernel argument {name!r}: add a non-default value to KERNEL_VALUES"
         assert key_of(jb.kernel(body, **{name: KERNEL_VALUES[name]})) != base, name
-    from jitbridge.frontend.kernel import _PASSED
+    from jitbridge.frontend.kernel_options import PASSED as _PASSED
 
     assert set(_PASSED) == set(KERNEL_OPTIONS), "a new numba option for kernels needs a value here"
     for name, value in KERNEL_OPTIONS.items():
