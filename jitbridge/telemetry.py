@@ -16,11 +16,10 @@ unwatched launch runs exactly the code it runs without telemetry.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from numba.core import event as numba_event
 
@@ -79,8 +78,7 @@ def reset_stats() -> None:
         counters["recompile_reasons"].clear()
 
 
-@dataclasses.dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     """What a hook receives. ``name`` is the function's or kernel's qualified name and
     ``signature`` the argument types as numba prints them, e.g. ``(float64, array(float64, 1d, C))``.
 

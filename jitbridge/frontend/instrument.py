@@ -18,15 +18,27 @@ from numba import typeof
 from .. import telemetry
 
 _SCALARS = {float: "float64", int: "int64", bool: "bool", complex: "complex128"}
+# (dtype, ndim, C-contiguous, F-contiguous, writeable) -> numba's spelling of the array type;
+# dtype -> its name. numpy's dtype.name is slow Python code, and a profiled launch asks each time.
+_ARRAYS: dict[tuple[Any, ...], str] = {}
+_DTYPES: dict[Any, str] = {}
+
+
+def _array_text(value: np.ndarray) -> str:
+    flags = value.flags
+    key = (value.dtype, value.ndim, flags.c_contiguous, flags.f_contiguous, flags.writeable)
+    found = _ARRAYS.get(key)
+    if found is None:
+        layout = "C" if key[2] else "F" if key[3] else "A"
+        found = f"array({value.dtype.name}, {value.ndim}d, {layout})"
+        found = _ARRAYS[key] = found if key[4] else f"readonly {found}"
+    return found
 
 
 def _type_text(value: Any) -> str:
     """``value``'s numba type as numba prints it, without numba's typeof for the common cases."""
     if type(value) is np.ndarray and value.dtype.isbuiltin == 1:
-        flags = value.flags
-        layout = "C" if flags.c_contiguous else "F" if flags.f_contiguous else "A"
-        shown = f"array({value.dtype.name}, {value.ndim}d, {layout})"
-        return shown if flags.writeable else f"readonly {shown}"
+        return _array_text(value)
     found = _SCALARS.get(type(value))
     if found is not None:
         return found
@@ -48,13 +60,15 @@ def summary(args: tuple[Any, ...]) -> tuple[str, tuple[tuple[int, ...], ...], tu
         if shape is None or dtype is None or isinstance(value, np.generic):
             continue
         shapes.append(tuple(shape))
-        dtypes.append(str(dtype))
-        same = (value.__array_interface__["data"][0], shape, value.strides) if isinstance(value, np.ndarray) \
-            else id(value)
+        name = _DTYPES.get(dtype)
+        dtypes.append(name if name is not None else _DTYPES.setdefault(dtype, str(dtype)))
+        # an array that owns its memory shares it with no other; views are told apart by address
+        views = isinstance(value, np.ndarray) and value.base is not None
+        same = (value.__array_interface__["data"][0], shape, value.strides) if views else id(value)
         if same not in seen:
             seen.add(same)
             nbytes += int(getattr(value, "nbytes", 0))
-    return "(" + ", ".join(_type_text(v) for v in args) + ")", tuple(shapes), tuple(dtypes), nbytes
+    return "(" + ", ".join([_type_text(v) for v in args]) + ")", tuple(shapes), tuple(dtypes), nbytes
 
 
 def _report(name: str, args: tuple[Any, ...], seconds: float, dims: tuple[int, ...] | None) -> None:
