@@ -11,6 +11,7 @@ import pytest
 import jitbridge as jb
 from jitbridge.frontend.dispatcher import Dispatcher
 from jitbridge.frontend.kernel import Kernel
+from jitbridge.frontend.launchers import LaunchDispatcher
 
 
 def _define(source: str, name: str, module: str = "profile_mod"):
@@ -97,8 +98,10 @@ def test_profiling_leaves_the_plain_launch_path_behind() -> None:
             k[8](x)
         k[8](x)
         assert Kernel.launch is not plain
+        assert LaunchDispatcher.__call__ is Dispatcher.__mro__[-2].__call__, "a launcher call stays in C"
     assert [r.calls for r in inner.rows] == [1] and [r.calls for r in outer.rows] == [2]
     assert Kernel.launch is plain and "__call__" not in Dispatcher.__dict__
+    assert "__call__" not in LaunchDispatcher.__dict__, "launchers are back on numba's C call path"
     assert k[8] is not bound and k[8].func.__func__ is plain
     k[8](x)
     assert outer.rows[0].calls == 2, "a finished profile records nothing more"

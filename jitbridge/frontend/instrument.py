@@ -102,16 +102,19 @@ def watch_launches(cls: type, live: "weakref.WeakSet[Any]", on: bool) -> None:
 
 def watch_calls(cls: type, on: bool) -> None:
     """Give ``cls`` (jb.jit's dispatcher) a timed Python ``__call__`` (or take it away again,
-    which puts numba's C call path back). Launchers, bodies and loops of kernels pass
-    through: their kernel's launch is what is reported."""
+    which puts numba's C call path back). Subclasses that say ``jb_timed = False`` (a kernel's
+    launchers: their kernel's launch is what is reported) keep numba's C call path throughout,
+    so a profiled launch is not slowed by a Python call of its launcher."""
+    plain = super(cls, cls).__call__  # numba's, in C
+    untimed = [sub for sub in _subclasses(cls) if sub.__dict__.get("jb_timed") is False]
     if not on:
-        if "__call__" in cls.__dict__:
-            del cls.__call__
+        for owner in (cls, *untimed):
+            if "__call__" in owner.__dict__:
+                del owner.__call__
         return
-    plain = super(cls, cls).__call__
 
     def call_timed(self: Any, *args: Any, **kws: Any) -> Any:
-        if self.jb_variant is not None or not self.jb_counted:
+        if self.jb_variant is not None or not self.jb_counted:  # a launcher class made while profiling
             return plain(self, *args, **kws)
         started = time.perf_counter()
         result = plain(self, *args, **kws)
@@ -120,3 +123,12 @@ def watch_calls(cls: type, on: bool) -> None:
         return result
 
     cls.__call__ = call_timed
+    for sub in untimed:
+        sub.__call__ = plain
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
