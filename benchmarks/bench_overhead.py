@@ -1,6 +1,15 @@
 """Issue 2 targets: jb.jit call overhead <= 1.10x numba.njit; 1-D kernel launch on 10
-elements <= 3 us; ``import jitbridge`` <= 1.2x ``import numba``. Run with
-``make bench`` or ``pytest benchmarks/bench_overhead.py --benchmark-only``."""
+elements <= 3 us; ``import jitbridge`` <= 1.2x ``import numba``. Issue 13: with profiling
+off, that launch costs what it cost before profiling existed (within 2%). Run with
+``make bench`` or ``pytest benchmarks/bench_overhead.py --benchmark-only``.
+
+``BENCH_BASELINE_SRC=/path/to/other/checkout`` also times the launch of that checkout's
+jitbridge (imported through PYTHONPATH) in the same interleaved rounds."""
+import json
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -49,6 +58,91 @@ def test_kernel_launch_10_elements(benchmark, record_median):
     launch()
     seconds = record_median(benchmark, "jb.kernel launch, 10 elements (s; target <= 3e-6)", launch)
     assert OUT[0] == 3.0 and seconds > 0
+
+
+LAUNCH_PROBE = """
+import json, sys, time
+import numpy as np
+import jitbridge as jb
+
+@jb.kernel
+def saxpy(i, a, x, y, out):
+    out[i] = a * x[i] + y[i]
+
+x, out = np.ones(10), np.empty(10)
+saxpy[10](2.0, x, x, out)
+
+
+def best() -> float:
+    launch = saxpy[10]
+    rounds = []
+    for _ in range(60):
+        start = time.perf_counter()
+        for _ in range(4000):
+            launch(2.0, x, x, out)
+        rounds.append((time.perf_counter() - start) / 4000)
+    return min(rounds)
+
+
+found = {"never": best()}
+if sys.argv[1] == "profiled":
+    with jb.profile():
+        saxpy[10](2.0, x, x, out)
+        found["during"] = best()
+    found["after"] = best()
+elif sys.argv[1] == "control":  # the same order of measurements, no profile in between
+    found["during"] = best()
+    found["after"] = best()
+print(json.dumps(found))
+"""
+
+
+def _probe(mode: str, source: str | None = None) -> dict[str, float]:
+    """Seconds per 10-element launch, each the best of 60 rounds, in a fresh interpreter:
+    before any profile ("never"), inside one ("during") and after it ended ("after")."""
+    env = dict(os.environ)
+    if source is not None:  # another checkout's jitbridge, with a cache folder of its own
+        env["PYTHONPATH"] = source
+        env["JITBRIDGE_CACHE_DIR"] = env["JITBRIDGE_CACHE_DIR"] + "-baseline"
+    done = subprocess.run([sys.executable, "-c", LAUNCH_PROBE, mode], capture_output=True, text=True, env=env,
+                          check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.benchmark(group="launch-overhead")
+def test_launch_overhead_with_profiling_off(benchmark):
+    """A 10-element launch before any profile, inside one, and after it ended, in one process;
+    the ratio after/before per process, against the same ratio in control processes that
+    measure three times with no profile (a later measurement in a process is not slower or
+    faster by itself); with BENCH_BASELINE_SRC, interleaved with processes running that
+    checkout. Medians over 11 of each."""
+    baseline = os.environ.get("BENCH_BASELINE_SRC")
+    ours: list[dict[str, float]] = []
+    control: list[dict[str, float]] = []
+    theirs: list[float] = []
+
+    def rounds():
+        for _ in range(11):
+            ours.append(_probe("profiled"))
+            control.append(_probe("control"))
+            if baseline:
+                theirs.append(_probe("never", baseline)["never"])
+
+    benchmark.pedantic(rounds, rounds=1, iterations=1)
+    never = median([r["never"] for r in ours + control])
+    after_ratio = median([r["after"] / r["never"] for r in ours])
+    control_ratio = median([r["after"] / r["never"] for r in control])
+    RESULTS["launch, 10 elements, never profiled (s)"] = never
+    RESULTS["launch, 10 elements, after a profile ended (s)"] = median([r["after"] for r in ours])
+    RESULTS["launch, 10 elements, inside a profile (s)"] = median([r["during"] for r in ours])
+    RESULTS["after a profile / before it, same process"] = after_ratio
+    RESULTS["third / first measurement, no profile (control)"] = control_ratio
+    RESULTS["profiling off: after/before over control (target <= 1.02)"] = after_ratio / control_ratio
+    RESULTS["inside a profile / never profiled, same process"] = median([r["during"] / r["never"] for r in ours])
+    if baseline:
+        RESULTS[f"launch, 10 elements, {baseline} (s)"] = median(theirs)
+        RESULTS["never profiled / baseline checkout (target <= 1.02)"] = never / median(theirs)
+    assert never > 0
 
 
 @pytest.mark.benchmark(group="import")

@@ -6,11 +6,11 @@ from typing import Any
 
 from numba import prange, vectorize
 
-from . import atomic, config, errors, tensor
+from . import atomic, config, errors, telemetry, tensor
 from ._version import __version__
 from .frontend.jit import jit
 from .frontend.kernel import kernel
-from .targets import cpu as _cpu  # noqa: F401  (registers the thread-count setting)
+from .profiling import profile
 from .telemetry import reset_stats, stats
 
 
@@ -30,5 +30,5 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "SharedTensor", "__version__", "atomic", "config", "errors", "explain", "hardware_info", "jit", "kernel", "math",
-    "prange", "reset_stats", "stats", "tensor", "vectorize",
+    "prange", "profile", "reset_stats", "stats", "telemetry", "tensor", "vectorize",
 ]

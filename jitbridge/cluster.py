@@ -27,7 +27,7 @@ from typing import Any
 
 from . import config, errors, telemetry
 from .cache import bundle
-from .cache.numba_cache import current_store
+from .cache.store import current_store
 
 
 def _bundle_bytes() -> bytes:

@@ -71,6 +71,7 @@ class Settings:
     serial_threshold: int = 32768  # JITBRIDGE_SERIAL_THRESHOLD: launches below run on one thread
     vector_math: bool = True  # JITBRIDGE_VECTOR_MATH=0: math.*/np.* calls stay plain libm (numba's bits)
     huge_pages: bool = True  # JITBRIDGE_HUGE_PAGES=0: compiled code's large arrays get no huge-page advice
+    profile: bool = False  # JITBRIDGE_PROFILE=1: profile the whole process, print the report at exit
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -113,6 +114,7 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
         serial_threshold=integer("SERIAL_THRESHOLD", 32768) or 0,
         vector_math=_flag("VECTOR_MATH", get("VECTOR_MATH") or "1"),
         huge_pages=_flag("HUGE_PAGES", get("HUGE_PAGES") or "1"),
+        profile=_flag("PROFILE", get("PROFILE") or "0"),
     )
 
 
@@ -124,9 +126,11 @@ _appliers: list[Callable[[Settings], None]] = []
 
 
 def on_change(apply: Callable[[Settings], None]) -> Callable[[Settings], None]:
-    """Register ``apply``; it runs now and whenever settings change."""
-    _appliers.append(apply)
-    apply(settings)
+    """Register ``apply``; it runs now and whenever settings change (registering it again
+    does nothing)."""
+    if apply not in _appliers:
+        _appliers.append(apply)
+        apply(settings)
     return apply
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from numba.core.types import intp
 
 from . import config, errors, telemetry
-from .cache.numba_cache import ContentCache, _Unpickler, current_store, miss_reason
+from .cache.numba_cache import ContentCache
 from .frontend.diagnostics import split_top_level
 from .frontend.dispatcher import Dispatcher
 from .frontend.kernel import Kernel
@@ -33,11 +33,11 @@ def explain(obj: Any, signature: str | None = None) -> str:
     lines = [f"{obj.jb_kind} {obj.jb_name}", f"  defined at {code.co_filename}:{code.co_firstlineno}"]
     if signature is not None:
         _compile(obj, signature)
-    first = next((h for h in holders if isinstance(h._cache, ContentCache)), None)
+    first = next((h for h in holders if h.disk_cache.persistent), None)
     if first is None:
         lines.append("  cache: off for this function (cache=False); nothing is kept on disk")
     else:
-        lines += _key_lines(first._cache)
+        lines += _key_lines(first.disk_cache)
         lines += _cache_lines(holders)
     lines += _code_lines(obj, holders)
     record = telemetry.stats().get(obj.jb_name)
@@ -103,26 +103,20 @@ def _key_lines(cache: ContentCache) -> list[str]:
 
 
 def _cache_lines(holders: list[Dispatcher]) -> list[str]:
-    store = current_store()
     lines = [f"  disk cache: {config.settings.cache_dir}" + (" (disabled by JITBRIDGE_DISABLE_CACHE)"
                                                             if config.settings.disable_cache else "")]
     found = False
     for holder in holders:
-        cache = holder._cache
-        record = store.read_name_record(cache.record_key)
-        if not record:
-            continue
         magic = tuple(holder.targetctx.codegen().magic_tuple())
         variant = f" [{holder.jb_variant}]" if holder.jb_variant else ""
-        for sig in record.get("signatures", []):
+        for spec in holder.disk_cache.records.specializations(magic):
             found = True
-            path = store.path(cache.key_of(sig, magic))
+            sig = spec.signature
             shown = _kernel_arguments(_readable(sig), holder.jb_owner) if holder.jb_variant else _readable(sig)
-            if path.exists():
-                lines.append(f"    cached{variant} {shown} ({path.stat().st_size // 1024} KiB)")
+            if spec.size is not None:
+                lines.append(f"    cached{variant} {shown} ({spec.size // 1024} KiB)")
             else:
-                reason = miss_reason(record, cache.fingerprint, sig, magic)
-                lines.append(f"    stale{variant} {shown}: {reason}")
+                lines.append(f"    stale{variant} {shown}: {spec.reason}")
     if not found:
         lines.append("    no specialization cached yet: the first call compiles and stores one")
     return lines
@@ -171,17 +165,5 @@ def _fresh_compile(obj: Any, sig: tuple[Any, ...]) -> None:
 
 
 def _cached_signatures(holder: Dispatcher) -> list[tuple[Any, ...]]:
-    """Argument types of the cached entries for the code as it is now, read back from the
-    entries themselves (their metadata holds only a printable spelling)."""
-    cache = holder._cache
-    if not isinstance(cache, ContentCache):
-        return []
-    store = current_store()
-    record = store.read_name_record(cache.record_key) or {}
-    magic = tuple(holder.targetctx.codegen().magic_tuple())
-    found = []
-    for sig in record.get("signatures", []):
-        entry = store.read(cache.key_of(sig, magic))
-        if entry is not None:
-            found.append(tuple(_Unpickler(entry[1], holder.py_func.__globals__).load()[3].args))
-    return found
+    """Argument types of the entries cached for the code as it is now."""
+    return holder.disk_cache.records.cached_signatures(tuple(holder.targetctx.codegen().magic_tuple()))

@@ -11,6 +11,7 @@ same machine code from the cache, and with deterministic mode the same bits.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -18,7 +19,7 @@ from typing import Any
 
 from . import config, errors
 from .cache import key as keys
-from .cache.numba_cache import current_store, miss_reason, record_key
+from .cache import records
 from .frontend import deps, prebuild
 from .frontend.dispatcher import Dispatcher
 from .frontend.kernel import Kernel
@@ -27,21 +28,23 @@ from .targets import cpu
 FORMAT = 1
 
 
-def machine() -> list[str]:
-    """(target triple, CPU name, CPU features) as LLVM compiles for them here."""
-    from numba.core.registry import cpu_target
-
-    return list(cpu_target.target_context.codegen().magic_tuple())
-
-
-def _jitted(modules: list[ModuleType]) -> dict[str, Any]:
-    """Every jitbridge function and kernel defined (not just imported) in ``modules``."""
+def _jitted(target: str) -> tuple[list[ModuleType], dict[str, Any]]:
+    """The modules ``target`` names and every jitbridge function and kernel defined (not just
+    imported) in them; with ``MODULE:NAME``, the one it names."""
+    module_name, name = prebuild.split_target(target)
+    if name is not None:
+        obj = prebuild.find(target)
+        if not isinstance(obj, (Kernel, Dispatcher)):
+            raise errors.ArgumentError(f"{target} is not a jitbridge function or kernel", values={"found": repr(obj)[:80]},
+                                       fix="name a @jb.jit function or @jb.kernel, or lock the whole module")
+        return [sys.modules[obj.py_func.__module__]], {obj.jb_name: obj}
+    modules = prebuild.import_target(module_name)
     found = {}
     for module in modules:
         for obj in vars(module).values():
             if isinstance(obj, (Kernel, Dispatcher)) and obj.py_func.__module__ == module.__name__:
                 found[obj.jb_name] = obj
-    return dict(sorted(found.items()))
+    return modules, found
 
 
 def _entry(obj: Any) -> dict[str, Any]:
@@ -51,11 +54,17 @@ def _entry(obj: Any) -> dict[str, Any]:
 
 
 def build(targets: list[str]) -> dict[str, Any]:
-    """The lock for the modules, packages or files in ``targets``."""
-    modules = [m for target in targets for m in prebuild.import_target(target)]
-    kernels = {name: _entry(obj) for name, obj in _jitted(modules).items()}
+    """The lock for the modules, packages or files in ``targets`` (each may end in ``:NAME``
+    to lock one function or kernel)."""
+    modules: dict[str, ModuleType] = {}
+    found: dict[str, Any] = {}
+    for target in targets:
+        target_modules, jitted = _jitted(target)
+        modules.update((m.__name__, m) for m in target_modules)
+        found.update(jitted)
+    kernels = {name: _entry(obj) for name, obj in sorted(found.items())}
     return {"format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "targets": list(targets),
-            "modules": [m.__name__ for m in modules], "versions": dict(keys.versions()), "machine": machine(),
+            "modules": list(modules), "versions": dict(keys.versions()), "machine": list(keys.machine()),
             "deterministic": config.settings.deterministic, "kernels": kernels}
 
 
@@ -102,18 +111,16 @@ def differences(lock: dict[str, Any]) -> list[str]:
             found.append(f"{name}: new (not in the lock)")
         elif old["digest"] != new["digest"]:
             record = {**old, "versions": now["versions"], "machine": now["machine"]}
-            current = deps.Fingerprint(new["digest"], new["code"], new["deps"])
-            found.append(f"{name}: {miss_reason(record, current, '', tuple(now['machine']))}")
+            current = keys.Fingerprint(new["digest"], new["code"], new["deps"])
+            found.append(f"{name}: {records.reason(record, current, '', now['machine'])}")
     return found
 
 
 def cached_fraction(lock: dict[str, Any]) -> tuple[int, int]:
     """(kernels whose code as locked has cache entries here, kernels locked): a quick read of
     whether a run will load or compile."""
-    store = current_store()
     have = 0
     for name, entry in lock["kernels"].items():
-        names = [record_key(name)] + [record_key(name, variant) for variant in cpu.VARIANTS]
-        records = [store.read_name_record(n) or {} for n in names]
-        have += any((r.get("code"), r.get("deps")) == (entry["code"], entry["deps"]) for r in records)
+        found = [records.read(name, variant) for variant in (None, *cpu.VARIANTS)]
+        have += any((r.get("code"), r.get("deps")) == (entry["code"], entry["deps"]) for r in found)
     return have, len(lock["kernels"])

@@ -16,6 +16,10 @@ float32 lanes (twice as many per register) rather than promoting to float64. The
 names are generic: inside jitted code ``exp(x)`` picks the variant for ``x``'s type at
 compile time (integers compute in float64); called from Python they map over arrays.
 
+The functions are compiled with numba's own ``njit``, not ``jb.jit``: this module sits
+below the targets (``targets/vector_variants.py`` builds the SIMD versions from it), so it
+may not import the frontend; its code has no libm call for vector math to rewrite anyway.
+
 Polynomial coefficients are Chebyshev interpolants (near-minimax) computed in 60-digit
 arithmetic with mpmath and rounded to the target type.
 """
@@ -26,10 +30,8 @@ from typing import Any, Callable
 
 import numpy as np
 from llvmlite import ir as llvm_ir
-from numba import types
+from numba import njit, types
 from numba.extending import intrinsic, overload
-
-from jitbridge import jit
 
 __all__ = ["exp", "log", "tanh", "erf", "sigmoid"]
 
@@ -178,7 +180,7 @@ def _consts(fmt: _Format, values: tuple[float, ...]) -> tuple:
     return tuple(fmt.float(v) for v in values)
 
 
-@jit
+@njit
 def _horner(x, coeffs):
     """Evaluate a polynomial (highest degree first). Left to LLVM to inline and unroll:
     numba's IR inliner mishandles this loop when one caller inlines it twice."""
@@ -200,7 +202,7 @@ def _make_exp(fmt: _Format) -> Callable:
     poly = _consts(fmt, fmt.exp_poly)
     mbits, bias, ione = i(fmt.mantissa_bits), i(fmt.bias), i(1)
 
-    @jit(inline="always")
+    @njit(inline="always")
     def exp_parts(x):
         x = _select(x > hi_x, hi_x, x)  # NaN passes both clamps unchanged
         x = _select(x < lo_x, lo_x, x)
@@ -230,7 +232,7 @@ def _make_log(fmt: _Format) -> Callable:
     sqrt_half_bits = i(np.array(f(np.sqrt(0.5))).view(i))
     poly = _consts(fmt, fmt.log_poly)
 
-    @jit(inline="always")
+    @njit(inline="always")
     def log_(x):
         sub = x < tiny
         bits = f(_select(sub, x * scale, x)).view(i)
@@ -256,7 +258,7 @@ def _make_tanh(fmt: _Format, exp_parts: Callable) -> Callable:
     one, two, small, big = _consts(fmt, (1.0, 2.0, 0.55, 20.0))
     poly = _consts(fmt, fmt.tanh_poly)
 
-    @jit(inline="always")
+    @njit(inline="always")
     def tanh_(x):
         ax = abs(x)
         z = x * x
@@ -280,7 +282,7 @@ def _make_erf(fmt: _Format, exp_parts: Callable) -> Callable:
     b1, c1, p1 = fmt.float(b1), fmt.float(c1), _consts(fmt, p1)
     tail = _make_erf_tail(fmt)
 
-    @jit(inline="always")
+    @njit(inline="always")
     def erf_(x):
         ax = abs(x)
         ax = _select(ax > top, top, ax)  # erf rounds to 1 beyond top; NaN passes
@@ -303,7 +305,7 @@ def _make_erf_tail(fmt: _Format) -> Callable:
     if fmt.erf_tail is not None:
         lower, num, den = fmt.float(fmt.erf_tail[0]), _consts(fmt, fmt.erf_tail[1]), _consts(fmt, fmt.erf_tail[2])
 
-        @jit(inline="always")
+        @njit(inline="always")
         def rational(ax, e, r):
             return _select(ax < lower, r, _fma(e, _div(_horner(ax, num), _horner(ax, den)), one))
 
@@ -312,7 +314,7 @@ def _make_erf_tail(fmt: _Format) -> Callable:
     b2, b3, b4, c2, c3, c4 = _consts(fmt, (b2, b3, b4, c2, c3, c4))
     p2, p3, p4 = (_consts(fmt, p) for p in (p2, p3, p4))
 
-    @jit(inline="always")
+    @njit(inline="always")
     def segments(ax, e, r):
         r = _select(ax < b2, r, _fma(e, _horner(ax - c2, p2), one))
         r = _select(ax < b3, r, _fma(e, _horner(ax - c3, p3), one))
@@ -324,7 +326,7 @@ def _make_erf_tail(fmt: _Format) -> Callable:
 def _make_sigmoid(fmt: _Format, exp_parts: Callable) -> Callable:
     one, zero = _consts(fmt, (1.0, 0.0))
 
-    @jit(inline="always")
+    @njit(inline="always")
     def sigmoid_(x):
         e, e_lo = exp_parts(-abs(x))  # never overflows; for x < 0 e/(1+e) keeps subnormals
         d = one + e
@@ -342,7 +344,7 @@ def _make_sigmoid(fmt: _Format, exp_parts: Callable) -> Callable:
 def _variants(fmt: _Format) -> dict[str, Callable]:
     exp_parts = _make_exp(fmt)
 
-    @jit(inline="always")
+    @njit(inline="always")
     def exp_(x):
         return exp_parts(x)[0]
 
@@ -368,7 +370,7 @@ def implementation(name: str, bits: int) -> Callable:
 
 
 def _make_map(fn: Callable) -> Callable:
-    @jit
+    @njit
     def apply(x, out):
         for j in range(x.size):
             out[j] = fn(x[j])

@@ -52,12 +52,27 @@ def test_no_other_module_reads_the_environment():
     assert offenders == []
 
 
-def test_num_threads_setting_reaches_numba():
+def test_num_threads_setting_reaches_numba_at_the_first_compile_not_at_import():
     from _subprocess import run_json
 
-    out = run_json("import json, numba, jitbridge; print(json.dumps({'n': numba.get_num_threads()}))",
-                   env={"JITBRIDGE_NUM_THREADS": "1"})
-    assert out["n"] == 1
+    code = """
+import json, numba
+import numba.np.ufunc.parallel as pool
+import jitbridge as jb
+started_at_import = pool._is_initialized
+
+@jb.jit(parallel=True)
+def threads(x):
+    for i in numba.prange(x.size):
+        x[i] = numba.get_num_threads()
+    return x[0]
+
+import numpy as np
+print(json.dumps({"import": started_at_import, "inside": threads(np.zeros(4)), "after": numba.get_num_threads()}))
+"""
+    out = run_json(code, env={"JITBRIDGE_NUM_THREADS": "1"})
+    assert out["import"] is False, "import jitbridge started numba's thread pool"
+    assert out["inside"] == 1 and out["after"] == 1
 
 
 @pytest.mark.parametrize("env,fragment", [
@@ -84,6 +99,9 @@ def test_scope_applies_thread_count_and_log_level():
 
     import numba
 
+    import jitbridge as jb
+
+    jb.jit(lambda: 0)()  # the thread setting applies from the first compile on
     before = numba.get_num_threads()
     with config.scope(num_threads=1, log_level="DEBUG"):
         assert numba.get_num_threads() == 1

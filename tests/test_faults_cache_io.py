@@ -16,7 +16,7 @@ import jitbridge as jb
 from jitbridge import cli, config
 from jitbridge.cache import bundle
 from jitbridge.cache import store as store_module
-from jitbridge.cache.numba_cache import current_store
+from jitbridge.cache.store import current_store
 from jitbridge.cache.store import Store, unpack
 
 from _faults import FailingOS, cache_warnings, can_mount, fresh_pair, other_function, remount_read_only, tmpfs
@@ -165,7 +165,6 @@ def test_wrong_file_type_at_an_entry_path(tmp_path, cache_dir, kind):
     if kind != "directory with a file":
         assert path.is_file() and not path.is_symlink(), "the intruder is replaced by a good entry"
         assert _run(project)["stats"]["faultmod.plus_half"]["cache_hits"] == 1
-    cli._join_groups()
     runner = CliRunner()
     for command in (["ls"], ["info"], ["verify"], ["prune"]):
         done = runner.invoke(cli.app, ["cache", *command])
@@ -214,7 +213,6 @@ def test_orphan_temp_files_are_counted_by_info_and_removed_by_prune(tmp_path, ca
     old.write_bytes(b"x" * 5000)
     fresh.write_bytes(b"y" * 10)
     os.utime(old, (time.time() - 3600, time.time() - 3600))
-    cli._join_groups()
     runner = CliRunner()
     info = runner.invoke(cli.app, ["cache", "info"]).output
     assert "orphans:  1 temporary file(s)" in info, info

@@ -16,7 +16,7 @@ import jitbridge as jb
 from jitbridge import config
 from jitbridge.cache import bundle
 from jitbridge.cache import key as keys
-from jitbridge.cache.numba_cache import current_store
+from jitbridge.cache.store import current_store
 from jitbridge.cache.store import Store, unpack
 
 from _subprocess import run_json

@@ -268,7 +268,6 @@ def test_numba_statistics_on_before_the_first_compile_leave_the_allocator_alone(
 
 def test_info_says_whether_huge_pages_are_in_use():
     filled(10)
-    cli._join_groups()
     result = CliRunner().invoke(cli.app, ["info"])
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if line.startswith("huge pages:"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import sys
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .._version import __version__
@@ -22,6 +23,16 @@ PARTS = ("fingerprint", "signature", "target", "options", "machine", "versions")
 # compiled afterwards, whatever the decorator said (NUMBA_BOUNDSCHECK overrides boundscheck=).
 NUMBA_CODE_SETTINGS = ("BOUNDSCHECK", "OPT", "LOOP_VECTORIZE", "SLP_VECTORIZE", "ENABLE_AVX", "DEBUGINFO_DEFAULT",
                        "EXTEND_VARIABLE_LIFETIMES")
+
+
+@dataclass
+class Fingerprint:
+    """A function's content digest plus its parts (its own bytecode's digest and each reached
+    function's), kept so that a cache miss or a stale entry can say what changed."""
+
+    digest: str
+    code: str
+    deps: dict[str, str] = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=None)
@@ -37,6 +48,35 @@ def versions() -> tuple[tuple[str, str], ...]:
         ("llvmlite", llvmlite.__version__),
         ("numpy", numpy.__version__),
     )
+
+
+def machine() -> tuple[str, str, str]:
+    """(target triple, CPU name, CPU features) as LLVM compiles for them in this process."""
+    from numba.core.registry import cpu_target
+
+    return tuple(cpu_target.target_context.codegen().magic_tuple())
+
+
+def signature_text(sig: Any) -> str:
+    """One spelling per specialization, whether it came as a string, a Signature or argument
+    types: the spelling entries and name records store."""
+    from numba.core import sigutils
+
+    args, return_type = sigutils.normalize_signature(sig)
+    return f"{tuple(args)}->{return_type}"
+
+
+def arguments_text(args: Any, shown: slice = slice(None)) -> str:
+    """Argument types as a user passed them, as numba prints them: ``(float64, array(float64, 1d, C))``;
+    ``shown`` picks them out of a longer compiled signature (a kernel launcher's)."""
+    return "(" + ", ".join(str(t) for t in tuple(args)[shown]) + ")"
+
+
+def signature_args(sig: Any) -> tuple[Any, ...]:
+    """The argument types of ``sig`` (a string, a Signature or argument types)."""
+    from numba.core import sigutils
+
+    return tuple(sigutils.normalize_signature(sig)[0])
 
 
 def stable_repr(value: Any) -> str:

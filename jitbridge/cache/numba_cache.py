@@ -1,68 +1,52 @@
 """Numba's cache interface (``load_overload``/``save_overload``) on top of the content store.
 
-A dispatcher's ``_cache`` is one of these. Serialization is numba's own (the codegen
-library's object code via ``CompileResult._reduce``); only where and how entries are kept
-is ours.
+A jitbridge dispatcher's ``_cache`` is a ``ContentCache`` when it caches to disk and a
+``NullCache`` when it does not, so callers never ask which. Serialization is numba's own (the
+codegen library's object code via ``CompileResult._reduce``); the key is ``key.py``'s, files
+are ``store.py``'s, and what each name was built from is ``records.py``'s. This module only
+joins them, and says what happened (``telemetry``).
 """
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-from numba.core import compiler, serialize, sigutils
+from numba.core import compiler, serialize
 from numba.core.runtime import rtsys
 
 from .. import config, telemetry
 from . import key as keys
 from . import unpickle
-from .store import Store
-from .unpickle import Unpickler as _Unpickler  # noqa: F401  (inspection reads entries' signatures with it)
-
-if TYPE_CHECKING:
-    from ..frontend.deps import Fingerprint
+from .records import NullRecords, Records
+from .store import Store, current_store
 
 log = logging.getLogger("jitbridge.cache")
 
 
-@functools.lru_cache(maxsize=16)
-def store_at(root: Path) -> Store:
-    return Store(root)
-
-
-def current_store() -> Store:
-    return store_at(Path(config.settings.cache_dir))
-
-
-def _sig_text(sig: Any) -> str:
-    """One spelling per specialization, whether it came as a string, a Signature or arg types."""
-    args, return_type = sigutils.normalize_signature(sig)
-    return f"{tuple(args)}->{return_type}"
-
-
-def record_key(name: str, variant: str | None = None) -> str:
-    """Under which name a function's (or a kernel launch variant's) last build is recorded."""
-    return f"{name}:{variant}" if variant else name
-
-
 class ContentCache:
-    """One per dispatcher. ``fingerprint`` is computed on first use and then kept."""
+    """One per disk-cached dispatcher. ``fingerprint`` is computed on first use and then kept.
 
-    def __init__(self, name: str, fingerprint: Callable[[], "Fingerprint"], target: str, options: dict[str, Any],
-                 record_key: str | None = None, globals_: dict[str, Any] | None = None):
+    ``shown`` picks the arguments a user sees out of the compiled signature (a kernel
+    launcher's signature has the launch indices in front and the thread limit at the end)."""
+
+    persistent = True
+
+    def __init__(self, name: str, fingerprint: Callable[[], keys.Fingerprint], target: str, options: dict[str, Any],
+                 variant: str | None = None, globals_: dict[str, Any] | None = None, shown: slice = slice(None)):
         self.name = name
+        self.variant = variant
         self._globals = globals_ if globals_ is not None else {}
-        self.record_key = record_key or name
         self._fingerprint_fn = fingerprint
-        self._fingerprint: "Fingerprint | None" = None
+        self._fingerprint: keys.Fingerprint | None = None
         self.target = target
         self.options = dict(options)  # keys.code_options(...): all of them, by design
+        self.shown = shown
+        self.records = Records(name, variant, lambda: self.fingerprint, self.key_of, self._globals)
 
     @property
-    def fingerprint(self) -> "Fingerprint":
+    def fingerprint(self) -> keys.Fingerprint:
         if self._fingerprint is None:
             self._fingerprint = self._fingerprint_fn()
         return self._fingerprint
@@ -75,8 +59,11 @@ class ContentCache:
     def enabled(self) -> bool:
         return not config.settings.disable_cache
 
+    def arguments(self, args: Any) -> str:
+        return keys.arguments_text(args, self.shown)
+
     def key(self, sig: Any, codegen: Any) -> str:
-        return self.key_of(_sig_text(sig), codegen.magic_tuple())
+        return self.key_of(keys.signature_text(sig), codegen.magic_tuple())
 
     def key_of(self, sig_text: str, machine: tuple[Any, ...]) -> str:
         """The entry key of the code as it is now for a signature as name records spell it."""
@@ -87,7 +74,9 @@ class ContentCache:
 
     def lock(self, sig: Any, codegen: Any) -> Any:
         """A held-while-compiling cross-process lock, or a no-op when the entry already
-        exists: a warm start then never pays for locking."""
+        exists (a warm start then never pays for locking) or caching is off."""
+        if not self.enabled:
+            return contextlib.nullcontext()
         store = current_store()
         key = self.key(sig, codegen)
         return contextlib.nullcontext() if store.has(key) else store.lock(key)
@@ -105,13 +94,24 @@ class ContentCache:
             store.discard(store.path(key), "a cache entry built by other versions")
         elif found is not None:
             cres = self._rebuild(store, key, found[1], target_context)
+        args = keys.signature_args(sig)
         if cres is None:
-            telemetry.count(self.name, "cache_misses")
-            self._explain_miss(store, sig, target_context.codegen().magic_tuple())
+            self._missed(sig, args, target_context.codegen().magic_tuple())
             return None
+        seconds = time.perf_counter() - started
         telemetry.count(self.name, "cache_hits")
-        telemetry.count(self.name, "load_seconds", time.perf_counter() - started)
+        telemetry.count(self.name, "load_seconds", seconds)
+        telemetry.emit("cache_hit", name=self.name, variant=self.variant, signature=self.arguments(args),
+                       seconds=seconds)
         return cres
+
+    def _missed(self, sig: Any, args: Any, machine: tuple[Any, ...]) -> None:
+        telemetry.count(self.name, "cache_misses")
+        record = self.records.read()
+        why = self.records.miss_reason(keys.signature_text(sig), machine, record)
+        if record:
+            telemetry.note_recompile(self.name, why)
+        telemetry.emit("cache_miss", name=self.name, variant=self.variant, signature=self.arguments(args), reason=why)
 
     def _rebuild(self, store: Store, key: str, payload: bytes, target_context: Any) -> Any:
         """The compile result in ``payload``, or None (the entry removed, with a warning) when
@@ -125,41 +125,51 @@ class ContentCache:
     def save_overload(self, sig: Any, cres: Any) -> None:
         if not self.enabled:
             return
+        sig_text = keys.signature_text(sig)
         if any(not lifted.can_cache for lifted in cres.lifted) or cres.library.has_dynamic_globals:
-            log.info("not caching %s%s: it uses dynamic globals or lifted code", self.name, _sig_text(sig))
+            log.info("not caching %s%s: it uses dynamic globals or lifted code", self.name, sig_text)
             return
         payload = _serialize(cres)
         try:
             unpickle.check(payload)
         except unpickle.Refused as exc:
-            log.info("not caching %s%s: loading it back would need %s", self.name, _sig_text(sig), exc)
+            log.info("not caching %s%s: loading it back would need %s", self.name, sig_text, exc)
             return
         store = current_store()
         machine = cres.codegen.magic_tuple()
-        meta = {"name": self.name, "signature": _sig_text(sig), "target": self.target,
+        fp = self.fingerprint
+        meta = {"name": self.name, "variant": self.variant, "signature": sig_text,
+                "arguments": self.arguments(keys.signature_args(sig)), "target": self.target,
                 "versions": dict(keys.versions()), "machine": list(machine), "created": time.time(),
-                "key_parts": self._parts(_sig_text(sig), machine)}
-        if store.write(self.key(sig, cres.codegen), meta, payload) is None:
+                "code": fp.code, "deps": fp.deps, "key_parts": self._parts(sig_text, machine)}
+        if store.write(self.key_of(sig_text, machine), meta, payload) is None:
             return
-        self._remember(store, sig, cres)
+        self.records.remember(sig_text, machine)
         store.prune(config.settings.cache_max_bytes)  # one scan; removes nothing while under the bound
 
     def flush(self) -> None:
         """Numba calls this on ``recompile()``; entries are content-addressed, so nothing is stale."""
 
-    def _remember(self, store: Store, sig: Any, cres: Any) -> None:
-        fp = self.fingerprint
-        record = store.read_name_record(self.record_key) or {}
-        same = record.get("digest") == fp.digest
-        signatures = sorted(set(record.get("signatures", []) if same else []) | {_sig_text(sig)})
-        store.write_name_record(self.record_key, {"digest": fp.digest, "code": fp.code, "deps": fp.deps,
-                                                  "versions": dict(keys.versions()), "signatures": signatures,
-                                                  "machine": list(cres.codegen.magic_tuple())})
 
-    def _explain_miss(self, store: Store, sig: Any, machine: tuple[Any, ...]) -> None:
-        record = store.read_name_record(self.record_key)
-        if record:
-            telemetry.note_recompile(self.name, miss_reason(record, self.fingerprint, _sig_text(sig), machine))
+class NullCache:
+    """The cache of a dispatcher that does not cache to disk (``cache=False``): numba's
+    interface, doing nothing, so the dispatcher never asks which kind it holds."""
+
+    persistent = False
+    enabled = False
+    records = NullRecords()
+
+    def load_overload(self, sig: Any, target_context: Any) -> None:
+        return None
+
+    def save_overload(self, sig: Any, cres: Any) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def lock(self, sig: Any, codegen: Any) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
 
 
 def _serialize(cres: Any) -> bytes:
@@ -172,24 +182,3 @@ def _serialize(cres: Any) -> bytes:
         return serialize.dumps(cres._reduce())
     finally:
         fndesc.global_dict = kept
-
-
-def miss_reason(record: dict[str, Any], fp: "Fingerprint", sig: str, machine: tuple[Any, ...]) -> str:
-    """Why a kernel cached before under another key missed now, in words."""
-    if record.get("machine") not in (None, list(machine)):
-        return f"CPU changed ({record['machine'][1]} -> {machine[1]})"
-    old_versions, new_versions = record.get("versions", {}), dict(keys.versions())
-    if old_versions != new_versions:
-        changed = [f"{k} {old_versions.get(k)} -> {v}" for k, v in new_versions.items() if old_versions.get(k) != v]
-        return "versions changed (" + ", ".join(changed) + ")"
-    if record.get("code") != fp.code:
-        return "source changed"
-    old_deps = record.get("deps", {})
-    changed = sorted(name for name in set(old_deps) | set(fp.deps) if old_deps.get(name) != fp.deps.get(name))
-    if changed:
-        return "dependency " + ", ".join(changed) + " changed"
-    if record.get("digest") != fp.digest:
-        return "a global value or closure variable changed"
-    if sig not in record.get("signatures", []):
-        return f"new signature {sig}"
-    return "entry missing (cleared, evicted or removed as corrupt)"

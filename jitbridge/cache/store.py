@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .. import errors
+from .. import config, errors
 from .key import key_problem
 
 MAGIC = b"JBC\x01"
@@ -393,8 +394,9 @@ class Store:
                 removed.append(info)
         return removed
 
-    def remove(self, key: str) -> None:
-        self._remove(self.path(key))
+    def remove(self, key: str) -> bool:
+        """Remove the entry under ``key``; False when it could not be removed."""
+        return self._remove(self.path(key))
 
     def clear(self) -> int:
         count = sum(1 for _ in self.entries())
@@ -415,3 +417,13 @@ class Store:
 
     def write_name_record(self, name: str, record: dict[str, Any]) -> None:
         self._atomic_write(self._name_path(name), json.dumps(record, sort_keys=True).encode())
+
+
+@functools.lru_cache(maxsize=16)
+def store_at(root: Path) -> Store:
+    return Store(root)
+
+
+def current_store() -> Store:
+    """The store in JITBRIDGE_CACHE_DIR as it is set now (a ``config.scope`` moves it)."""
+    return store_at(Path(config.settings.cache_dir))

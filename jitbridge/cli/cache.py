@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Optional
 
 import typer
 
-from .. import config, errors
-from ..cache import bundle, unpickle
-from ..cache.key import versions
-from ..cache.numba_cache import current_store
-from ..cache.store import Corrupt, Untrusted
+from .. import config
+from ..cache import audit, bundle
+from ..cache.store import Corrupt, Untrusted, current_store
+from .common import user_errors
 
 app = typer.Typer(help="Inspect and manage the on-disk kernel cache.", no_args_is_help=True)
 
@@ -24,25 +23,15 @@ def _size(n: float) -> str:
     return str(n)
 
 
-def _machine() -> list[Any]:
-    from numba.core.registry import cpu_target
-
-    return list(cpu_target.target_context.codegen().magic_tuple())
-
-
-def _fail(exc: errors.JitBridgeError) -> typer.Exit:
-    typer.echo(str(exc), err=True)
-    return typer.Exit(2)
-
-
-@app.command("ls")
+@app.command("ls", short_help="List entries: key, size, last use, kernel, variant and arguments.")
 def ls() -> None:
-    """List entries: key, size, last use, kernel and signature."""
+    """List entries: key, size, last use, then the function or kernel, its launch variant
+    (serial, parallel, ...) and the argument types it was compiled for."""
     store = current_store()
     for info in store.entries():
         try:
             meta = store.load_meta(info)
-            label = f"{meta.get('name')} {meta.get('signature')}"
+            label = audit.Verdict(info, audit.OK, None, meta).label()
         except Corrupt as exc:
             label = f"<corrupt: {exc}>"
         except Untrusted as exc:
@@ -71,90 +60,88 @@ def clear() -> None:
     typer.echo(f"removed {current_store().clear()} entries")
 
 
-@app.command("prune")
-def prune(max_size: Annotated[str, typer.Option(help="Keep at most this much, e.g. 500M, 2G.")] = "") -> None:
-    """Remove temporary files of killed writers, then LRU entries until the cache fits in --max-size."""
+@app.command("prune", short_help="Remove leftovers, stale entries (--stale) and LRU entries beyond --max-size.")
+def prune(
+    max_size: Annotated[str, typer.Option(metavar="SIZE", help="Keep at most this much, e.g. 500M, 2G "
+                                                               "(default: JITBRIDGE_CACHE_MAX_BYTES).")] = "",
+    stale: Annotated[bool, typer.Option("--stale", help="Also remove stale entries (see `cache verify`).")] = False,
+) -> None:
+    """Remove temporary files of killed writers, stale entries with --stale, then least
+    recently used entries until the cache fits in --max-size."""
     try:
         limit = config.parse_size(max_size) if max_size else config.settings.cache_max_bytes
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     store = current_store()
     orphans = store.remove_orphans()
-    removed = store.prune(limit)
     typer.echo(f"removed {len(orphans)} orphaned temporary file(s) ({_size(sum(o.size for o in orphans))})")
+    if stale:
+        gone = [v for v in audit.audit_all(store) if v.status == audit.STALE and store.remove(v.info.key)]
+        typer.echo(f"removed {len(gone)} stale entries ({_size(sum(v.info.size for v in gone))})")
+    removed = store.prune(limit)
     typer.echo(f"removed {len(removed)} entries ({_size(sum(e.size for e in removed))}); "
                f"{_size(store.total_bytes())} left")
 
 
-@app.command("verify")
+@app.command("verify", short_help="Report each entry as ok, stale or corrupt, with the reason.")
 def verify() -> None:
-    """Check every entry (checksum, key, ownership, loadability); list corrupt, refused and stale ones."""
-    store = current_store()
-    here = {"versions": dict(versions()), "machine": _machine()}
-    ok = stale = bad = 0
-    for entry in store.entries():
-        try:
-            meta, payload = store.load(entry.path, entry.key)
-            unpickle.check(payload)
-        except (Corrupt, Untrusted, unpickle.Refused) as exc:
-            bad += 1
-            kind = "corrupt " if isinstance(exc, Corrupt) else "refused "
-            typer.echo(f"{kind} {entry.key[:16]}  {exc}")
-            continue
-        except OSError as exc:
-            bad += 1
-            typer.echo(f"refused  {entry.key[:16]}  unreadable: {exc.strerror}")
-            continue
-        differs = [what for what in ("versions", "machine") if meta.get(what) != here[what]]
-        if differs:
-            stale += 1
-            built = {"versions": f"versions {meta.get('versions')}",
-                     "machine": f"CPU {(meta.get('machine') or ['?', '?'])[1]}"}
-            typer.echo(f"stale    {entry.key[:16]}  {meta.get('name')}: built for "
-                       + " and ".join(built[what] for what in differs))
-        else:
-            ok += 1
-    typer.echo(f"{ok} ok, {stale} stale, {bad} corrupt or refused")
-    if bad:
+    """Check every entry (checksum, key, ownership, loadability) and report it as ok, stale
+    (built for other versions or another CPU, or from code that has changed since: the
+    reason says what) or corrupt. Exits 1 when an entry is corrupt; `cache prune --stale`
+    removes the stale ones."""
+    counts = {audit.OK: 0, audit.STALE: 0, audit.CORRUPT: 0}
+    for verdict in audit.audit_all(current_store()):
+        counts[verdict.status] += 1
+        detail = verdict.label() if verdict.status == audit.OK else (
+            f"{verdict.label()}: {verdict.reason}" if verdict.meta else verdict.reason)
+        typer.echo(f"{verdict.status:<8} {verdict.info.key[:16]}  {detail}")
+    typer.echo(f"{counts[audit.OK]} ok, {counts[audit.STALE]} stale, {counts[audit.CORRUPT]} corrupt")
+    if counts[audit.CORRUPT]:
         raise typer.Exit(1)
 
 
 @app.command("keygen")
-def keygen(path: Annotated[Path, typer.Argument(help="Key file to create (mode 0600; never overwritten).")]) -> None:
+def keygen(path: Annotated[Path, typer.Argument(metavar="KEYFILE", help="Key file to create (mode 0600; never "
+                                                                        "overwritten).")]) -> None:
     """Create a random key for signing bundles; keep it secret, and give it to those who import."""
-    try:
+    with user_errors():
         bundle.new_key(path)
-    except errors.CacheError as exc:
-        raise _fail(exc) from None
     typer.echo(f"wrote a new key to {path}")
 
 
-SignKey = Annotated[Path | None, typer.Option("--sign", dir_okay=False,
-                                              help="Sign the bundle with the key in this file.")]
-VerifyKey = Annotated[Path | None, typer.Option("--verify", dir_okay=False,
-                                                help="Require a signature by the key in this file.")]
+SignKey = Annotated[Optional[Path], typer.Option("--sign", metavar="KEYFILE", dir_okay=False,
+                                                 help="Sign the bundle with the key in this file.")]
+VerifyKey = Annotated[Optional[Path], typer.Option("--verify", metavar="KEYFILE", dir_okay=False,
+                                                   help="Require a signature by the key in this file.")]
 TrustUnsigned = Annotated[bool, typer.Option("--trust-unsigned", help="Import without checking a signature.")]
 
 
-@app.command("export")
-def export(path: Annotated[Path, typer.Argument(help="Bundle file to write.")], sign: SignKey = None) -> None:
-    """Write every entry this runtime would load into one bundle file."""
-    try:
-        count = bundle.export(current_store(), path, key=bundle.read_key(sign) if sign else None)
-    except errors.CacheError as exc:
-        raise _fail(exc) from None
-    typer.echo(f"exported {count} entries to {path}" + (" (signed)" if sign else " (unsigned)"))
+@app.command("export", short_help="Write the entries this runtime would load into one bundle file.")
+def export(
+    path: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle file to write.")],
+    sign: SignKey = None,
+    include_stale: Annotated[bool, typer.Option("--include-stale", help="Ship stale entries too.")] = False,
+) -> None:
+    """Write every entry this runtime would load into one bundle file; stale entries (see
+    `cache verify`) stay out unless --include-stale."""
+    store = current_store()
+    verdicts = list(audit.audit_all(store))
+    shipped = [v.info for v in verdicts if v.status == audit.OK or (include_stale and v.status == audit.STALE)]
+    skipped = sum(v.status == audit.STALE for v in verdicts) if not include_stale else 0
+    with user_errors():
+        count = bundle.export(store, path, entries=shipped, key=bundle.read_key(sign) if sign else None)
+    typer.echo(f"exported {count} entries to {path}" + (" (signed)" if sign else " (unsigned)")
+               + (f"; left out {skipped} stale (--include-stale ships them)" if skipped else ""))
 
 
 @app.command("import")
-def import_(path: Annotated[Path, typer.Argument(help="Bundle file to read.", exists=True, dir_okay=False)],
+def import_(path: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle file to read.", exists=True,
+                                                 dir_okay=False)],
             verify_key: VerifyKey = None, trust_unsigned: TrustUnsigned = False) -> None:
     """Add a signed bundle's entries (--verify KEYFILE, or --trust-unsigned); each entry is checked too."""
-    try:
+    with user_errors():
         key = bundle.read_key(verify_key) if verify_key else None
         imported, rejected = bundle.import_(current_store(), path, key=key, trust_unsigned=trust_unsigned)
-    except errors.CacheError as exc:
-        raise _fail(exc) from None
     typer.echo(f"imported {imported} entries from {path}")
     for member, reason in rejected:
         typer.echo(f"rejected {member}: {reason}", err=True)

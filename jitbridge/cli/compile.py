@@ -10,17 +10,21 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import config, errors
+from .. import config
 from ..frontend import prebuild
+from .common import project_importable, user_errors
+
+
+_CORES = os.cpu_count() or 1
 
 
 def compile_paths(
     paths: Annotated[Optional[list[str]], typer.Argument(
-        help="Module files, package folders or dotted module names.")] = None,
-    manifest: Annotated[Optional[Path], typer.Option(help="Specializations recorded with JITBRIDGE_RECORD=FILE.",
-                                                     exists=True, dir_okay=False)] = None,
-    jobs: Annotated[int, typer.Option(help="Worker processes (default: CPU cores).", min=1)] = os.cpu_count() or 1,
-    target: Annotated[str, typer.Option(help="cpu | cuda | all")] = "cpu",
+        metavar="PATH", help="Module files, package folders or dotted module names.")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Specializations recorded with "
+                                                     "JITBRIDGE_RECORD=FILE.", exists=True, dir_okay=False)] = None,
+    jobs: Annotated[int, typer.Option(metavar="N", help="Worker processes (default: CPU cores).", min=1)] = _CORES,
+    target: Annotated[str, typer.Option(metavar="cpu|cuda|all", help="What to build for.")] = "cpu",
 ) -> None:
     """Import PATHs, find kernels with declared signatures (and those in --manifest), and
     compile them all into the cache, in parallel."""
@@ -33,11 +37,9 @@ def compile_paths(
                    "disk cache yet; nothing to prebuild for CUDA", err=True)
         if target == "cuda":
             raise typer.Exit(1)
-    try:
+    project_importable()
+    with user_errors():
         modules = [m for path in paths or () for m in prebuild.import_target(path)]
-    except errors.JitBridgeError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
     items: list = list(dict.fromkeys(prebuild.declared_items(modules)))
     items.extend(prebuild.hook_items(modules))
     if manifest is not None:

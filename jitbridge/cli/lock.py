@@ -7,41 +7,39 @@ from typing import Annotated
 
 import typer
 
-from .. import errors
+from .common import project_importable, user_errors
 
 LOCK_FILE = Path("jitbridge.lock")
 
 
 def lock_command(
-    targets: Annotated[list[str], typer.Argument(help="Module files, package folders or dotted module names.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the lock.")] = LOCK_FILE,
+    targets: Annotated[list[str], typer.Argument(
+        metavar="TARGET", help="Module files, package folders or dotted module names; MODULE:NAME locks "
+                                  "one function or kernel.")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE", help="Where to write the lock.")] = LOCK_FILE,
 ) -> None:
     """Write a lock file: the content hash of every jitted function and kernel in TARGETS,
     with the Python, jitbridge, numba, llvmlite and NumPy versions and the CPU."""
     from .. import lock
 
-    try:
+    project_importable()
+    with user_errors():
         written = lock.write(targets, output)
-    except errors.JitBridgeError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
     typer.echo(f"locked {len(written['kernels'])} function(s) and kernel(s) from {len(written['modules'])} "
                f"module(s) into {output}")
 
 
 def verify_command(
-    lock_file: Annotated[Path, typer.Option("--lock", help="The lock file to check against.")] = LOCK_FILE,
+    lock_file: Annotated[Path, typer.Option("--lock", metavar="FILE", help="The lock file to check against.")] = LOCK_FILE,
 ) -> None:
     """Check that the locked modules' kernels, the versions and the CPU are as locked; list
     every difference and exit 1 if there is any."""
     from .. import lock
 
-    try:
+    project_importable()
+    with user_errors():
         locked = lock.read(lock_file)
         found = lock.differences(locked)
-    except errors.JitBridgeError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
     have, total = lock.cached_fraction(locked)
     for line in found:
         typer.echo(line)

@@ -12,24 +12,14 @@ import dis
 import enum
 import hashlib
 import types as pytypes
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-from ..cache.key import stable_repr
+from ..cache.key import Fingerprint, stable_repr
 
 _SCALARS = (int, float, complex, bool, str, bytes, type(None), np.generic, np.dtype)
 _ATTR_OPS = {"LOAD_ATTR", "LOAD_METHOD"}
-
-
-@dataclass
-class Fingerprint:
-    """The digest plus its parts, kept so a cache miss can say what changed."""
-
-    digest: str
-    code: str
-    deps: dict[str, str] = field(default_factory=dict)
 
 
 def qualified_name(obj: Any) -> str:

@@ -6,7 +6,7 @@ loads or compiles, counts what happened, and rewrites typing failures.
 """
 from __future__ import annotations
 
-import time
+import functools
 from typing import Any, Callable
 
 import numpy as np
@@ -18,10 +18,10 @@ from numba.core.typeconv import Conversion
 from numba.np import numpy_support
 
 from .. import config, errors, hugepages, telemetry
-from ..cache.key import code_options
-from ..cache.numba_cache import ContentCache, record_key
+from ..cache.key import arguments_text, code_options
+from ..cache.numba_cache import ContentCache, NullCache
 from ..targets.vector_math import target as vector_math_target
-from . import deps, diagnostics, record
+from . import deps, diagnostics, instrument, record, startup
 
 
 _FLOAT16 = getattr(types, "float16", None)
@@ -36,6 +36,7 @@ class Dispatcher(CPUDispatcher):
                  *, jb_cache: bool = False, jb_name: str | None = None, jb_owner: Any = None,
                  jb_variant: str | None = None, jb_fingerprint: Callable[[], Any] | None = None,
                  jb_counted: bool = True, vector_math: bool | None = None) -> None:
+        startup.first_definition()
         self.jb_vector_math = config.settings.vector_math if vector_math is None else bool(vector_math)
         # numba reads the target (typing and target context) from here while it initialises
         self.targetdescr = vector_math_target(self.jb_vector_math)
@@ -46,12 +47,26 @@ class Dispatcher(CPUDispatcher):
         self.jb_cache = jb_cache
         self.jb_counted = jb_counted  # False for a kernel's body: its compile is part of a launcher's
         self.jb_reusable: set[tuple[Any, ...]] = set()
+        # a launcher's signature is (launch indices..., kernel arguments..., thread limit)
+        shown = slice(jb_owner.ndim, jb_owner.ndim + len(jb_owner.arg_names)) if jb_variant else slice(None)
         if jb_cache:
             self._cache = ContentCache(self.jb_name, jb_fingerprint or (lambda: deps.fingerprint(py_func)), "cpu",
                                        {**code_options(self.targetoptions, self.locals, self._compiler.pipeline_class),
                                         "vector_math": self.jb_vector_math},
-                                       record_key=record_key(self.jb_name, jb_variant),
-                                       globals_=py_func.__globals__)
+                                       variant=jb_variant, globals_=py_func.__globals__, shown=shown)
+        else:
+            self._cache = NullCache()
+        self._jb_shown = shown
+
+    @property
+    def disk_cache(self) -> ContentCache | NullCache:
+        """This function's cache: a ``ContentCache`` (``cache=True``, kernels) or a ``NullCache``."""
+        return self._cache
+
+    def jb_arguments(self, args: Any) -> str:
+        """The argument types a user passed, as numba prints them (a launcher's index and
+        thread-limit parameters left out)."""
+        return arguments_text(args, self._jb_shown)
 
     def _reduce_states(self) -> dict[str, Any]:
         states = super()._reduce_states()
@@ -78,22 +93,13 @@ class Dispatcher(CPUDispatcher):
         if existing is not None:
             return existing.entry_point
         with global_compiler_lock:
+            startup.first_compile()
             hugepages.ensure()
-            if isinstance(self._cache, ContentCache) and self._cache.enabled:
-                with self._cache.lock(sig, self.targetctx.codegen()):
-                    return self._compile_counted(sig, tuple(args))
-            return self._compile_counted(sig, tuple(args))
-
-    def _compile_counted(self, sig: Any, args: tuple[Any, ...]) -> Any:
-        hits_before = sum(self._cache_hits.values())
-        started = time.perf_counter()
-        entry_point = super().compile(sig)
-        if self.jb_counted and sum(self._cache_hits.values()) == hits_before:
-            telemetry.count(self.jb_name, "compiles")
-            telemetry.count(self.jb_name, "compile_seconds", time.perf_counter() - started)
-        if self.jb_cache:
-            record.record(self.jb_owner or self, self.jb_variant, args)
-        return entry_point
+            with self._cache.lock(sig, self.targetctx.codegen()):
+                entry_point = super().compile(sig)
+            if self.jb_cache:
+                record.record(self.jb_owner or self, self.jb_variant, tuple(args))
+            return entry_point
 
     def _library(self, signature: Any) -> Any:
         """The overload's code library; for code loaded from the cache, a fresh uncached build,
@@ -212,6 +218,9 @@ class Dispatcher(CPUDispatcher):
         owner = self.jb_owner or self
         py_func = getattr(owner, "py_func", owner)
         return diagnostics.typing_error(owner.jb_kind, deps.qualified_name(py_func), exc, argtypes, py_func)
+
+
+telemetry.instrumentation(functools.partial(instrument.watch_calls, Dispatcher))
 
 
 def _tensor_twin(actual: Any, declared: Any) -> Any:

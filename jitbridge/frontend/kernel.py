@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import weakref
 from typing import Any, Callable, Sequence
 
 import numba
@@ -21,7 +22,7 @@ from .. import atomic, config, errors, targets, telemetry
 from ..targets import cpu
 from ..targets import cuda as cuda_target
 from ..targets.spec import KernelSpec
-from . import analysis, deps
+from . import analysis, deps, instrument, startup
 from . import args as argmod
 from . import kernel_options as checks
 
@@ -37,6 +38,7 @@ class Kernel:
                  signatures: Sequence[str] | None = None, serial_below: int | None = None,
                  disjoint: Sequence[str] | bool = (), locals: dict[str, Any] | None = None,
                  vector_math: bool | None = None, options: dict[str, Any] | None = None) -> None:
+        startup.first_definition()
         functools.update_wrapper(self, py_func)
         self.vector_math = config.settings.vector_math if vector_math is None else bool(vector_math)
         self.py_func = py_func
@@ -73,6 +75,7 @@ class Kernel:
         self._targets: dict[str, Any] = {}
         self._entry: Any = None
         self.declared_signatures = tuple(signatures or ())
+        _LIVE.add(self)
 
     def __repr__(self) -> str:
         return f"<jitbridge kernel {self.jb_name} ndim={self.ndim}>"
@@ -321,6 +324,11 @@ class Kernel:
 
     def inspect_llvm(self, parallel: bool = False) -> dict[Any, str]:
         return self.cpu.launcher(self.cpu.plan("parallel" if parallel else "serial")).inspect_llvm()
+
+
+# Kernels alive now: a profile swaps in a timed launch and makes each forget its bound k[n].
+_LIVE: "weakref.WeakSet[Kernel]" = weakref.WeakSet()
+telemetry.instrumentation(functools.partial(instrument.watch_launches, Kernel, _LIVE))
 
 
 def kernel(fn: Callable[..., Any] | None = None, *, ndim: int | None = None, cache: bool = True,

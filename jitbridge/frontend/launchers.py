@@ -16,6 +16,8 @@ class LaunchDispatcher(Dispatcher):
     """A launcher: typing an argument numba cannot pass as it is asks the caller to convert it,
     and an array in GPU memory sends the launch elsewhere."""
 
+    jb_timed = False  # a profile times the kernel's launch, not this call inside it
+
     def typeof_pyval(self, val: Any) -> Any:
         if cuda.on_device(val):
             raise OnDevice

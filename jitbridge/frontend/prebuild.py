@@ -24,30 +24,95 @@ from .kernel import Kernel
 Item = tuple[str, str, str | None, tuple[Any, ...]]
 
 
+def split_target(target: str) -> tuple[str, str | None]:
+    """``MODULE[:NAME]`` -> (MODULE, NAME or None); MODULE is a dotted name, a .py file or a
+    package folder, NAME a (dotted) attribute path in it."""
+    head, sep, name = target.rpartition(":")
+    if sep and head and all(part.isidentifier() for part in name.split(".")):
+        return head, name
+    return target, None
+
+
 def import_target(target: str) -> list[ModuleType]:
-    """Import a .py file, a package folder (and all its submodules), or a dotted module name."""
+    """Import a .py file, a package folder (and all its submodules), or a dotted module name.
+
+    A file or folder inside a package is imported under its dotted name (``pkg/ops.py`` as
+    ``pkg.ops``, with the folder above ``pkg`` on ``sys.path``), so its relative imports work
+    and it is the same module the project itself imports. Anything the import raises becomes
+    an ArgumentError naming the line that raised it."""
     path = Path(target)
-    if path.suffix == ".py" and path.is_file():
-        sys.path.insert(0, str(path.resolve().parent))
-        return [importlib.import_module(path.stem)]
-    if path.is_dir() and (path / "__init__.py").is_file():
-        sys.path.insert(0, str(path.resolve().parent))
-        package = importlib.import_module(path.name)
-        return [package, *_submodules(package)]
+    if (path.suffix == ".py" and path.is_file()) or (path.is_dir() and (path / "__init__.py").is_file()):
+        root, name = _module_name(path.resolve())
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        module = _import(name, target)
+        return [module, *(_submodules(module, target) if path.is_dir() else [])]
     if path.exists():
         raise errors.ArgumentError(f"{target} is neither a .py file nor a package folder",
                                    values={"path": target}, fix="name a module file, a package folder or a dotted module")
+    module = _import(target, target)
+    return [module, *(_submodules(module, target) if hasattr(module, "__path__") else [])]
+
+
+def _module_name(path: Path) -> tuple[Path, str]:
+    """(folder to put on sys.path, dotted module name) of a .py file or package folder."""
+    parts = [path.stem if path.suffix == ".py" else path.name]
+    folder = path.parent
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if parts[-1] == "__init__":
+        parts.pop()
+    return folder, ".".join(parts)
+
+
+def _import(name: str, target: str) -> ModuleType:
     try:
-        module = importlib.import_module(target)
-    except ImportError as exc:
-        raise errors.ArgumentError(f"cannot import {target!r}: {exc}", values={"path": target},
-                                   fix="check the path, or run from the folder that holds the package") from exc
-    return [module, *(_submodules(module) if hasattr(module, "__path__") else [])]
+        return importlib.import_module(name)
+    except errors.JitBridgeError:
+        raise
+    except Exception as exc:  # the user's module ran and raised: ImportError, SyntaxError, anything
+        raise errors.ArgumentError(f"cannot import {target!r}: {type(exc).__name__}: {exc}",
+                                   where=_raised_at(exc), values={"module": name},
+                                   fix="check the path, or run from the folder that holds the package "
+                                       "(the current folder is on the import path)") from exc
 
 
-def _submodules(package: ModuleType) -> list[ModuleType]:
-    return [importlib.import_module(info.name)
-            for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
+def _raised_at(exc: BaseException) -> tuple[str, int] | None:
+    """The line that raised ``exc``: a syntax error's own line, else the innermost frame
+    outside Python's import machinery."""
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        return exc.filename, exc.lineno
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.startswith("<frozen") and filename != __file__:
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def find(target: str) -> Any:
+    """The object ``MODULE:NAME`` names (a jitted function or kernel, normally)."""
+    module_name, name = split_target(target)
+    if name is None:
+        raise errors.ArgumentError(f"expected MODULE:NAME, got {target!r}", values={"target": target},
+                                   fix="name the module (dotted, or a .py file) and the object: pkg.mod:fn or "
+                                       "pkg/mod.py:fn")
+    module = import_target(module_name)[0]
+    obj: Any = module
+    for part in name.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise errors.ArgumentError(f"{module.__name__} has no {name!r}", values={"module": module.__file__},
+                                       fix="name a @jb.jit function or @jb.kernel defined in that module") from None
+    return obj
+
+
+def _submodules(package: ModuleType, target: str) -> list[ModuleType]:
+    return [_import(info.name, target) for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
 
 
 def declared_items(modules: list[ModuleType]) -> Iterator[Item]:

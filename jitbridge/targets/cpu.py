@@ -29,7 +29,13 @@ VARIANTS = ("serial", "parallel")
 _threads_set = False
 
 
-@config.on_change
+def register_thread_setting() -> None:
+    """Honour JITBRIDGE_NUM_THREADS from now on (and whenever settings change). The frontend
+    calls this at its first compile, not at import: setting numba's count starts its thread
+    pool, which an import must not do."""
+    config.on_change(apply_thread_setting)
+
+
 def apply_thread_setting(settings: config.Settings) -> None:
     """Honour JITBRIDGE_NUM_THREADS for this thread's parallel code (numba's count is per thread;
     its pool size is fixed when numba starts, so more threads than that cannot be had)."""

@@ -15,6 +15,7 @@ compiles to PTX for any ``cc`` on a machine without a GPU or driver.
 from __future__ import annotations
 
 import math
+import sys
 import types as pytypes
 from typing import Any, Callable
 
@@ -55,9 +56,10 @@ class DeviceCode:
     """Device versions of functions, made once per function and kept."""
 
     def __init__(self) -> None:
-        import jitbridge
-        from jitbridge import atomic
-        from jitbridge import math as jm
+        from .. import atomic
+        from .. import math as jm
+
+        jitbridge = sys.modules["jitbridge"]  # the package object a body reaches jb.math through (no import: above us)
 
         self._made: dict[int, Any] = {}
         self._swap: dict[int, Any] = {}
