@@ -10,13 +10,15 @@ import contextlib
 import functools
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from numba.core import compiler, serialize, sigutils
+from numba.core.errors import NumbaWarning
 from numba.core.runtime import rtsys
 
-from .. import config, telemetry
+from .. import config, errors, telemetry
 from . import key as keys
 from . import unpickle
 from .store import Store
@@ -41,6 +43,22 @@ def _sig_text(sig: Any) -> str:
     """One spelling per specialization, whether it came as a string, a Signature or arg types."""
     args, return_type = sigutils.normalize_signature(sig)
     return f"{tuple(args)}->{return_type}"
+
+
+def uncachable(cres: Any) -> str | None:
+    """Why numba would refuse to cache ``cres`` (its own rule and wording), or None."""
+    if any(not lifted.can_cache for lifted in cres.lifted):
+        return "as it uses lifted code"
+    if cres.library.has_dynamic_globals:
+        return "as it uses dynamic globals (such as ctypes pointers and large global arrays)"
+    return None
+
+
+def warn_uncachable(cres: Any, reason: str) -> None:
+    """numba's "Cannot cache" warning, in numba's words, at the user's line."""
+    filename, lineno = errors.user_location() or ("<unknown>", 0)
+    warnings.warn_explicit(f'Cannot cache compiled function "{cres.fndesc.qualname.split(".")[-1]}" {reason}',
+                           NumbaWarning, filename, lineno)
 
 
 def record_key(name: str, variant: str | None = None) -> str:
@@ -125,8 +143,9 @@ class ContentCache:
     def save_overload(self, sig: Any, cres: Any) -> None:
         if not self.enabled:
             return
-        if any(not lifted.can_cache for lifted in cres.lifted) or cres.library.has_dynamic_globals:
-            log.info("not caching %s%s: it uses dynamic globals or lifted code", self.name, _sig_text(sig))
+        reason = uncachable(cres)
+        if reason:
+            warn_uncachable(cres, reason)
             return
         payload = _serialize(cres)
         try:
