@@ -4,6 +4,7 @@ import ctypes
 import ctypes.util
 import logging
 import warnings
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from numba.core.errors import NumbaDeprecationWarning, NumbaWarning, TypingError
 
 import jitbridge as jb
+from _subprocess import run_json
 from jitbridge import errors
 
 
@@ -181,3 +183,19 @@ def test_dynamic_globals_are_warned_about_like_numba_and_not_cached(cache_dir):
     assert said == ['Cannot cache compiled function "use_c_sin" as it uses dynamic globals '
                     '(such as ctypes pointers and large global arrays)']
     assert _entries(cache_dir) == []
+
+
+def test_make_compat_swaps_the_decorators_in_test_code_only():
+    """tools/compat/swap: code outside numba's library gets jb.jit for numba.jit/njit, however it
+    imports them; numba's own modules keep numba's decorators."""
+    swap = Path(__file__).resolve().parents[1] / "tools" / "compat" / "swap"
+    out = run_json("""
+        import json
+        import numba as nb
+        from numba import njit, jit
+        from numba.experimental import structref  # numba's own module: `from numba import njit` there
+        import jitbridge
+        print(json.dumps({"njit": njit is jitbridge.jit, "jit": jit is jitbridge.jit, "attr": nb.njit is jitbridge.jit,
+                          "library": structref.njit is nb.core.decorators.njit}))
+    """, env={"PYTHONPATH": str(swap)})
+    assert out == {"njit": True, "jit": True, "attr": True, "library": True, "stderr": out["stderr"]}

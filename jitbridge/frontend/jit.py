@@ -31,7 +31,7 @@ def _signatures(spec: Any) -> list[Any] | None:
     return [spec]
 
 
-def _numba_mode(options: dict[str, Any]) -> None:
+def _apply_numba_mode(options: dict[str, Any]) -> None:
     """numba's checks on ``nopython``/``forceobj``, and its reading of them: object mode only
     with ``forceobj=True``."""
     for removed in ("argtypes", "restype"):
@@ -62,7 +62,7 @@ def jit(signature_or_function: Any = None, locals: Mapping[str, Any] = MappingPr
     """
     if vector_math is None:
         vector_math = config.settings.vector_math
-    _numba_mode(options)
+    _apply_numba_mode(options)
     target = options.pop("_target", options.pop("target", "cpu"))
     if target != "cpu":
         raise errors.ArgumentError(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -29,15 +30,26 @@ def first_line(err: tuple) -> str:
 
 
 class _Recorder(unittest.TestResult):
-    def __init__(self) -> None:
+    def __init__(self, after_each) -> None:
         super().__init__()
-        self.outcomes: dict[str, dict[str, str]] = {}
+        self.outcomes: dict[str, dict] = {}
+        self._started = time.perf_counter()
+        self._after_each = after_each
+
+    def startTest(self, test):
+        super().startTest(test)
+        self._started = time.perf_counter()
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        self._after_each(self.outcomes)
 
     def _set(self, test: unittest.TestCase, outcome: str, detail: str = "") -> None:
         # a test with subtests reports once per failing subtest; the first failure stands
         previous = self.outcomes.get(test.id())
         if previous is None or previous["outcome"] == "pass":
-            self.outcomes[test.id()] = {"outcome": outcome, "detail": detail}
+            self.outcomes[test.id()] = {"outcome": outcome, "detail": detail,
+                                        "seconds": round(time.perf_counter() - self._started, 2)}
 
     def addSuccess(self, test):
         self._set(test, "pass")
@@ -64,6 +76,14 @@ class _Recorder(unittest.TestResult):
             self._set(test, outcome, f"[{subtest._subDescription()}] {first_line(err)}")
 
 
+def _write(path: str, module: str, started: float, outcomes: dict, complete: bool) -> None:
+    """Written after every test, so a run stopped by its time limit still reports what ran."""
+    with open(path + ".tmp", "w") as f:
+        json.dump({"module": module, "seconds": time.perf_counter() - started, "complete": complete,
+                   "tests": outcomes}, f, indent=1, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("module", help="e.g. numba.tests.test_tuples")
@@ -74,13 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     suite = unittest.defaultTestLoader.loadTestsFromName(args.module)
     tests = sorted(_flatten(suite), key=lambda t: t.id())[:: args.every]
-    result = _Recorder()
+    result = _Recorder(lambda outcomes: _write(args.json, args.module, started, outcomes, complete=False))
     unittest.TestSuite(tests).run(result)
     for test in tests:  # tests that never reported (their class's setUpClass failed)
         result.outcomes.setdefault(test.id(), {"outcome": "error", "detail": "did not run (class set-up failed)"})
-    with open(args.json, "w") as f:
-        json.dump({"module": args.module, "seconds": time.perf_counter() - started, "tests": result.outcomes}, f,
-                  indent=1, sort_keys=True)
+    _write(args.json, args.module, started, result.outcomes, complete=True)
     return 0
 
 
