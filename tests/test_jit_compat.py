@@ -199,3 +199,8 @@ def test_make_compat_swaps_the_decorators_in_test_code_only():
                           "library": structref.njit is nb.core.decorators.njit}))
     """, env={"PYTHONPATH": str(swap)})
     assert out == {"njit": True, "jit": True, "attr": True, "library": True, "stderr": out["stderr"]}
+
+
+def test_object_mode_takes_arrays_nopython_code_cannot():
+    f = jb.jit(forceobj=True)(lambda a: a[0].upper())
+    assert f(np.array(["x", None], dtype=object)) == "X"

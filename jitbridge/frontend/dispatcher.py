@@ -46,11 +46,11 @@ class Dispatcher(CPUDispatcher):
         self.jb_name = jb_name or deps.qualified_name(py_func)
         self.jb_owner = jb_owner
         self.jb_variant = jb_variant
-        object_mode = bool(self.targetoptions.get("forceobj"))
-        self.jb_cache = jb_cache and not object_mode
+        self.jb_object_mode = bool(self.targetoptions.get("forceobj"))
+        self.jb_cache = jb_cache and not self.jb_object_mode
         self.jb_counted = jb_counted  # False for a kernel's body: its compile is part of a launcher's
         self.jb_reusable: set[tuple[Any, ...]] = set()
-        if object_mode:
+        if self.jb_object_mode:
             log.info("%s compiles in numba's object mode (forceobj=True): run by numba, not cached by jitbridge",
                      self.jb_name)
             if jb_cache:
@@ -127,7 +127,9 @@ class Dispatcher(CPUDispatcher):
 
     def typeof_pyval(self, val: Any) -> Any:
         """numba's typeof, minus its ``np.ma`` check for plain ndarrays: that first touch of
-        ``numpy.ma`` imports it, ~50 ms of every warm start."""
+        ``numpy.ma`` imports it, ~50 ms of every warm start. Object mode takes any value."""
+        if self.jb_object_mode:
+            return super().typeof_pyval(val)
         try:
             if type(val) is np.ndarray and val.dtype.kind in "biufc":
                 found = types.Array(numpy_support.from_dtype(val.dtype), val.ndim, numpy_support.map_layout(val),
