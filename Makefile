@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench compat clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -22,6 +22,13 @@ test: $(PY)
 bench: $(PY)
 	$(PY) -m pip install --quiet -e ".[dev]"
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m pytest benchmarks --benchmark-only -p no:cacheprovider
+
+# numba's own tests, under numba and again with numba.jit/njit swapped for jitbridge.jit in test
+# code only (tools/compat/); minutes, so not part of `make test`. COMPAT_ARGS: e.g. test_tuples --jobs 1
+COMPAT_ARGS ?=
+compat: $(PY)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) tools/compat/run.py $(COMPAT_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks *.egg-info

@@ -40,8 +40,10 @@ def format_message(
     where: tuple[str, int] | None = None,
     values: Mapping[str, Any] | None = None,
     fix: str | None = None,
+    detail: str | None = None,
 ) -> str:
-    """The single formatter: headline, location with the quoted source line, values, fix."""
+    """The single formatter: headline, location with the quoted source line, values, fix, and
+    last, verbatim, another tool's own report (``detail``: numba's, for typing errors)."""
     lines = [what if where is None else f"{what} (at {where[0]}:{where[1]})"]
     if where is not None:
         source = linecache.getline(where[0], where[1]).strip()
@@ -51,6 +53,8 @@ def format_message(
         lines.append(f"  {name}: {value}")
     if fix:
         lines.append(f"  fix: {fix}")
+    if detail:
+        lines += ["", detail.rstrip()]
     return "\n".join(lines)
 
 
@@ -64,15 +68,17 @@ class JitBridgeError(Exception):
         where: tuple[str, int] | None = None,
         values: Mapping[str, Any] | None = None,
         fix: str | None = None,
+        detail: str | None = None,
     ) -> None:
         self.what = what
         self.where = where
         self.values = dict(values or {})
         self.fix = fix
-        super().__init__(format_message(what, where, values, fix))
+        self.detail = detail
+        super().__init__(format_message(what, where, values, fix, detail))
 
     def __str__(self) -> str:
-        return format_message(self.what, self.where, self.values, self.fix)
+        return format_message(self.what, self.where, self.values, self.fix, self.detail)
 
 
 class KernelTypingError(JitBridgeError, _NumbaTypingError):

@@ -33,7 +33,7 @@ def test_typing_error_headline_names_kernel_line_and_types():
     with pytest.raises(errors.KernelTypingError) as info:
         adds_tuple[3](np.ones(3), np.ones(3))
     first, second = str(info.value).splitlines()[:2]
-    assert "cannot add float64[:] and tuple" in first
+    assert "cannot add array(float64, 1d, C) and Tuple(int64, int64)" in first
     assert "adds_tuple" in first
     assert f"{__file__}:12" in first
     assert second.strip() == "out[i] = x + (1, 2)"

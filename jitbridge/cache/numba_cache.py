@@ -11,18 +11,36 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import warnings
 from typing import Any, Callable
 
 from numba.core import compiler, serialize
+from numba.core.errors import NumbaWarning
 from numba.core.runtime import rtsys
 
-from .. import config, telemetry
+from .. import config, errors, telemetry
 from . import key as keys
 from . import unpickle
 from .records import NullRecords, Records
 from .store import Store, current_store
 
 log = logging.getLogger("jitbridge.cache")
+
+
+def uncachable(cres: Any) -> str | None:
+    """Why numba would refuse to cache ``cres`` (its own rule and wording), or None."""
+    if any(not lifted.can_cache for lifted in cres.lifted):
+        return "as it uses lifted code"
+    if cres.library.has_dynamic_globals:
+        return "as it uses dynamic globals (such as ctypes pointers and large global arrays)"
+    return None
+
+
+def warn_uncachable(cres: Any, reason: str) -> None:
+    """numba's "Cannot cache" warning, in numba's words, at the user's line."""
+    filename, lineno = errors.user_location() or ("<unknown>", 0)
+    warnings.warn_explicit(f'Cannot cache compiled function "{cres.fndesc.qualname.split(".")[-1]}" {reason}',
+                           NumbaWarning, filename, lineno)
 
 
 class ContentCache:
@@ -126,8 +144,9 @@ class ContentCache:
         if not self.enabled:
             return
         sig_text = keys.signature_text(sig)
-        if any(not lifted.can_cache for lifted in cres.lifted) or cres.library.has_dynamic_globals:
-            log.info("not caching %s%s: it uses dynamic globals or lifted code", self.name, sig_text)
+        reason = uncachable(cres)
+        if reason:
+            warn_uncachable(cres, reason)
             return
         payload = _serialize(cres)
         try:

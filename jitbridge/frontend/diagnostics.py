@@ -1,7 +1,10 @@
 """Numba typing failures, rewritten as a KernelTypingError a person can act on.
 
-The headline names the kernel, the user's ``file:line`` and what types met, in plain words;
-numba's full report stays on ``__cause__``.
+The headline names the kernel, the user's ``file:line`` and what types met, in plain words
+and numba's own type spelling; numba's innermost specific reason follows as ``reason:``, then
+the fix. For ``jb.jit`` functions numba's report follows as numba wrote it, so the message
+always says at least what numba would have said (code that looks for numba's wording still
+finds it); for kernels it stays on ``__cause__``.
 """
 from __future__ import annotations
 
@@ -21,9 +24,7 @@ _OPERATORS = {
     "getitem": "index", "setitem": "assign into",
 }
 _SIGNATURE = re.compile(r">>> ([\w.]+)\((.*)\)\s*$", re.MULTILINE)
-_ARRAY = re.compile(r"(?:private )?(readonly )?array\((\w+), (\d+)d, (\w)\)")
 _LITERAL = re.compile(r"Literal\[(\w+)\]\([^()]*\)")
-_TUPLE = re.compile(r"\b(Uni)?Tuple\(")
 
 
 def split_top_level(text: str) -> list[str]:
@@ -40,20 +41,17 @@ def split_top_level(text: str) -> list[str]:
     return parts + [tail] if tail else parts
 
 
-def friendly_type(text: str) -> str:
-    """``array(float64, 1d, C)`` -> ``float64[:]``; tuples -> ``tuple``; literals -> their type."""
-    text = text.strip()
-    if _TUPLE.match(text):
-        return "tuple"
-    text = _ARRAY.sub(lambda m: f"{'readonly ' if m[1] else ''}{m[2]}[{', '.join([':'] * int(m[3]))}]", text)
-    return _LITERAL.sub(lambda m: {"int": "int64", "float": "float64"}.get(m[1], m[1]), text)
+def plain_type(text: str) -> str:
+    """numba's spelling of a type, with a literal constant shown as its type
+    (``Literal[int](1)`` -> ``int64``); arrays keep their layout: ``array(float64, 1d, C)``."""
+    return _LITERAL.sub(lambda m: {"int": "int64", "float": "float64"}.get(m[1], m[1]), text.strip())
 
 
 def _plain_words(report: str) -> str:
     """The one sentence that says what went wrong, from numba's multi-part report."""
     match = _SIGNATURE.search(report)
     if match:
-        fn, args = match[1], [friendly_type(a) for a in split_top_level(match[2])]
+        fn, args = match[1], [plain_type(a) for a in split_top_level(match[2])]
         operator_call = f"Function(<built-in function {fn}>)" in report or "Function(<ufunc" in report
         verb = _OPERATORS.get(fn) if operator_call or fn in ("getitem", "setitem") else None
         if verb and len(args) == 2:
@@ -64,8 +62,7 @@ def _plain_words(report: str) -> str:
         return f"no version of {fn}() accepts ({', '.join(args)})"
     lines = [ln.strip() for ln in report.splitlines() if ln.strip()]
     body = [ln for ln in lines if not ln.startswith(("Failed in", "During:", "File ", "^"))]
-    headline = body[0] if body else (lines[0] if lines else "typing failed")
-    return _ARRAY.sub(lambda m: friendly_type(m[0]), headline)
+    return body[0] if body else (lines[0] if lines else "typing failed")
 
 
 _TYPED_AT = re.compile(r"During: typing of [^\n]*? at (.+?) \((\d+)\)")
@@ -97,8 +94,9 @@ def _unbound_name_line(py_func: Any, report: str) -> tuple[str, int] | None:
 
 
 def typing_error(kind: str, name: str, exc: Exception, argtypes: Sequence[Any] | None,
-                 py_func: Any = None) -> errors.KernelTypingError:
-    """Build the KernelTypingError for numba's ``exc`` raised while compiling ``name``."""
+                 py_func: Any = None, numba_report: bool = False) -> errors.KernelTypingError:
+    """Build the KernelTypingError for numba's ``exc`` raised while compiling ``name``;
+    ``numba_report`` appends numba's report as numba wrote it (otherwise it is on ``__cause__``)."""
     report = str(exc)
     loc = getattr(exc, "loc", None)
     where = None
@@ -114,11 +112,12 @@ def typing_error(kind: str, name: str, exc: Exception, argtypes: Sequence[Any] |
     if specific:
         values["reason"] = specific[-1].strip()
     if argtypes is not None:
-        values["argument types"] = "(" + ", ".join(friendly_type(str(t)) for t in argtypes) + ")"
+        values["argument types"] = "(" + ", ".join(str(t) for t in argtypes) + ")"
     return errors.KernelTypingError(
         f"{_plain_words(report)} in {kind} '{name}'",
         where=where,
         values=values,
         fix="change the expression on that line, or pass arguments of types it supports "
-        "(numba's full report is on this exception's __cause__)",
+        + ("(numba's report follows)" if numba_report else "(numba's full report is on this exception's __cause__)"),
+        detail=report if numba_report else None,
     )

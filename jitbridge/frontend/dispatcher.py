@@ -7,6 +7,7 @@ loads or compiles, counts what happened, and rewrites typing failures.
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any, Callable
 
 import numpy as np
@@ -19,10 +20,11 @@ from numba.np import numpy_support
 
 from .. import config, errors, hugepages, telemetry
 from ..cache.key import arguments_text, code_options
-from ..cache.numba_cache import ContentCache, NullCache
+from ..cache.numba_cache import ContentCache, NullCache, uncachable, warn_uncachable
 from ..targets.vector_math import target as vector_math_target
 from . import deps, diagnostics, instrument, record, startup
 
+log = logging.getLogger("jitbridge")
 
 _FLOAT16 = getattr(types, "float16", None)
 
@@ -44,12 +46,17 @@ class Dispatcher(CPUDispatcher):
         self.jb_name = jb_name or deps.qualified_name(py_func)
         self.jb_owner = jb_owner
         self.jb_variant = jb_variant
-        self.jb_cache = jb_cache
+        self.jb_object_mode = bool(self.targetoptions.get("forceobj"))
+        self.jb_cache = jb_cache and not self.jb_object_mode
         self.jb_counted = jb_counted  # False for a kernel's body: its compile is part of a launcher's
         self.jb_reusable: set[tuple[Any, ...]] = set()
         # a launcher's signature is (launch indices..., kernel arguments..., thread limit)
         shown = slice(jb_owner.ndim, jb_owner.ndim + len(jb_owner.arg_names)) if jb_variant else slice(None)
-        if jb_cache:
+        if self.jb_object_mode:
+            log.info("%s compiles in numba's object mode (forceobj=True): run by numba, not cached by jitbridge",
+                     self.jb_name)
+            self._cache = _ObjectModeCache() if jb_cache else NullCache()
+        elif jb_cache:
             self._cache = ContentCache(self.jb_name, jb_fingerprint or (lambda: deps.fingerprint(py_func)), "cpu",
                                        {**code_options(self.targetoptions, self.locals, self._compiler.pipeline_class),
                                         "vector_math": self.jb_vector_math},
@@ -124,7 +131,9 @@ class Dispatcher(CPUDispatcher):
 
     def typeof_pyval(self, val: Any) -> Any:
         """numba's typeof, minus its ``np.ma`` check for plain ndarrays: that first touch of
-        ``numpy.ma`` imports it, ~50 ms of every warm start."""
+        ``numpy.ma`` imports it, ~50 ms of every warm start. Object mode takes any value."""
+        if self.jb_object_mode:
+            return super().typeof_pyval(val)
         try:
             if type(val) is np.ndarray and val.dtype.kind in "biufc":
                 found = types.Array(numpy_support.from_dtype(val.dtype), val.ndim, numpy_support.map_layout(val),
@@ -146,12 +155,14 @@ class Dispatcher(CPUDispatcher):
         """numba asks this when no compiled signature fits and compiling is off (eager
         signatures). A SharedTensor where a declared signature says array gets a twin of that
         signature typed for tensors, so eager functions take tensors as they take arrays; plain
-        arrays are never converted to a tensor twin (that would make calls ambiguous)."""
+        arrays are never converted to a tensor twin (that would make calls ambiguous). The
+        conversions between declared signatures are numba's own search."""
         from ..tensor.numba_ext import SharedTensorType
 
         argtypes = [self.typeof_pyval(a) for a in args]
         found = False
-        for sig in list(self.nopython_signatures):
+        tensors = any(isinstance(a, SharedTensorType) for a in argtypes)
+        for sig in list(self.nopython_signatures) if tensors else ():
             if len(sig.args) != len(argtypes):
                 continue
             if any(isinstance(d, SharedTensorType) and not isinstance(a, SharedTensorType)
@@ -165,9 +176,8 @@ class Dispatcher(CPUDispatcher):
                     self.compile(sig.return_type(*twin))
                 finally:
                     self._can_compile = False
-            exact = twin == tuple(argtypes) and twin != tuple(sig.args)
-            found = bool(self.typingctx.install_possible_conversions(argtypes, twin)) or exact or found
-        return found
+                found = found or twin == tuple(argtypes)
+        return super()._search_new_conversions(*args, **kws) or found
 
     def _compile_for_args(self, *args: Any, **kws: Any) -> Any:
         if self.jb_reusable:
@@ -202,12 +212,13 @@ class Dispatcher(CPUDispatcher):
         return entry_point
 
     def _explain_matching_error(self, *args: Any, **kws: Any) -> None:
-        """numba's callback when compiling is off (eager signatures) and nothing matches."""
+        """numba's callback when compiling is off (eager signatures) and nothing matches:
+        numba's TypeError, in numba's words, with the user's line and the signatures there are."""
+        argtypes = ", ".join(str(self.typeof_pyval(a)) for a in args)
         raise errors.ArgumentError(
-            f"no compiled signature of '{self.jb_name}' accepts these arguments",
+            f"No matching definition for argument type(s) {argtypes}",
             where=errors.user_location(),
-            values={"argument types": "(" + ", ".join(str(self.typeof_pyval(a)) for a in args) + ")",
-                    "compiled": "; ".join(str(sig) for sig in self.signatures)},
+            values={"function": self.jb_name, "compiled": "; ".join(_spelled(cres.signature) for cres in self.overloads.values())},
             fix="pass arguments of a declared type, or add a signature (or drop them to compile on demand)",
         )
 
@@ -217,7 +228,23 @@ class Dispatcher(CPUDispatcher):
             return exc
         owner = self.jb_owner or self
         py_func = getattr(owner, "py_func", owner)
-        return diagnostics.typing_error(owner.jb_kind, deps.qualified_name(py_func), exc, argtypes, py_func)
+        # jb.jit is numba's drop-in, so its message also says all numba's would; a kernel's
+        # message stays short, with numba's report (full of generated launch code) on __cause__
+        return diagnostics.typing_error(owner.jb_kind, deps.qualified_name(py_func), exc, argtypes, py_func,
+                                        numba_report=owner.jb_kind == "function")
+
+
+class _ObjectModeCache(NullCache):
+    """``cache=True`` on an object-mode function: each compile says, as numba's own warning,
+    that it was not cached (numba caches object mode unless loops were lifted; jitbridge never)."""
+
+    def save_overload(self, sig: Any, cres: Any) -> None:
+        warn_uncachable(cres, uncachable(cres) or "as it runs in object mode (jitbridge caches nopython code only)")
+
+
+def _spelled(sig: Any) -> str:
+    """``(array(float64, 1d, A)) -> float64``: numba's type names (a Signature's own str is reprs)."""
+    return "(" + ", ".join(str(a) for a in sig.args) + f") -> {sig.return_type}"
 
 
 telemetry.instrumentation(functools.partial(instrument.watch_calls, Dispatcher))
