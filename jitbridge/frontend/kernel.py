@@ -7,9 +7,12 @@ enough for threads, arguments that overlap, an array too short for the domain.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import inspect
 import math
+import uuid
+import weakref
 from typing import Any, Callable, Sequence
 
 import numba
@@ -50,6 +53,8 @@ class Kernel:
                  vector_math: bool | None = None, options: dict[str, Any] | None = None) -> None:
         functools.update_wrapper(self, py_func)
         self.vector_math = config.settings.vector_math if vector_math is None else bool(vector_math)
+        self._init = {"ndim": ndim, "cache": cache, "signatures": signatures, "serial_below": serial_below,
+                      "disjoint": disjoint, "locals": locals, "vector_math": self.vector_math, "options": options}
         self.py_func = py_func
         self.jb_name = deps.qualified_name(py_func)
         params = list(inspect.signature(py_func).parameters.values())
@@ -83,6 +88,15 @@ class Kernel:
         self._cpu: CpuLaunchers | None = None
         self._entry: Any = None
         self.declared_signatures = tuple(signatures or ())
+        self._uuid = uuid.uuid4().hex
+        _REBUILT[self._uuid] = self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its function and decorator arguments (for Dask and multiprocessing): the
+        other process makes the kernel again and loads its code from the cache. The function
+        travels by reference when its module is importable there, else by value (cloudpickle);
+        unpickling one kernel many times in a process gives back one kernel."""
+        return (_rebuild, (self._uuid, self.py_func, self._init))
 
     def __repr__(self) -> str:
         return f"<jitbridge kernel {self.jb_name} ndim={self.ndim}>"
@@ -334,6 +348,23 @@ class Kernel:
 
     def inspect_llvm(self, parallel: bool = False) -> dict[Any, str]:
         return self.cpu.launcher(self.cpu.plan("parallel" if parallel else "serial")).inspect_llvm()
+
+
+# Kernels by pickling identity; the last few unpickled stay alive, so tasks that each unpickle
+# the same kernel reuse its compiled launchers (as numba does for dispatchers).
+_REBUILT: "weakref.WeakValueDictionary[str, Kernel]" = weakref.WeakValueDictionary()
+_RECENT: collections.deque = collections.deque(maxlen=64)
+
+
+def _rebuild(key: str, py_func: Callable[..., Any], init: dict[str, Any]) -> Kernel:
+    found = _REBUILT.get(key)
+    if found is None:
+        found = Kernel(py_func, **init)
+        del _REBUILT[found._uuid]
+        found._uuid = key
+        _REBUILT[key] = found
+        _RECENT.append(found)
+    return found
 
 
 def _identity_pattern(args: tuple[Any, ...]) -> tuple[int, ...]:
