@@ -6,8 +6,10 @@ the keyword arguments) as they are. A ``jb.kernel`` is element-wise over the blo
 launched over the block's shape with the arguments given, then one output array of that shape,
 which is the result (so ``relu(i, x, out)`` maps ``x`` to ``out``). A 1-D kernel over an N-D
 block runs over its elements in order. The output's dtype is ``dtype=`` if given, else that of
-the first array argument. Array blocks are passed C-contiguous, so a kernel compiles (or loads)
-one specialization per dtype whatever the chunking.
+the first array argument. Array blocks are passed C-contiguous and read-only, so a kernel
+compiles (or loads) one specialization per dtype whatever the chunking and wherever the block
+came from (Dask hands workers read-only arrays when it deserializes them, writable ones when it
+slices or copies): blocks are Dask's, never to be written.
 
 A ``BlockFunction`` pickles small (the kernel by its function, see ``Kernel.__reduce__``), so
 Dask sends it to workers as it is.
@@ -76,6 +78,7 @@ class BlockFunction:
         return None
 
     def __call__(self, *args: Any) -> Any:
+        args = tuple(read_only(a) if _is_array(a) else a for a in args)
         if self.is_kernel:
             return self._launch(args)
         kwargs = dict(self.kwargs)
@@ -88,7 +91,7 @@ class BlockFunction:
     def _launch(self, args: tuple[Any, ...]) -> np.ndarray:
         kernel: Kernel = self.fn
         self.check_arity(len(args))
-        arrays = [np.ascontiguousarray(a) if _is_array(a) else a for a in args]
+        arrays = list(args)
         shapes = [a.shape for a in arrays if isinstance(a, np.ndarray)]
         if not shapes:
             raise errors.ArgumentError(f"kernel '{kernel.jb_name}' was given no array to map over",
@@ -114,6 +117,13 @@ class BlockFunction:
             f"kernel '{kernel.jb_name}' has {kernel.ndim} index parameters but the blocks are {len(shape)}-D",
             values={"block shape": shape},
             fix="write the kernel with one index per axis of the data, or with one index (i) to run over every element")
+
+
+def read_only(value: Any) -> np.ndarray:
+    """A C-contiguous, read-only view of ``value`` (a copy only when it is strided)."""
+    view = np.ascontiguousarray(value).view()
+    view.flags.writeable = False
+    return view
 
 
 def _is_array(value: Any) -> bool:

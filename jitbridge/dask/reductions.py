@@ -28,6 +28,7 @@ import numpy as np
 import jitbridge.kernels as K
 
 from .. import errors
+from ..blockwise import read_only
 from .blocks import _float, _sum
 
 _MOMENTS = np.dtype([("n", np.float64), ("mean", np.float64), ("m2", np.float64)])
@@ -46,8 +47,8 @@ def _axes(x: da.Array, axis: int | None) -> tuple[int, ...]:
 
 def _rows_of(block: np.ndarray, everything: bool) -> np.ndarray:
     """The block as the library kernels want it: one row of all elements (``everything``),
-    or its rows along the last axis; C-contiguous."""
-    block = np.ascontiguousarray(block)
+    or its rows along the last axis; C-contiguous and read-only (see ``blockwise``)."""
+    block = read_only(block)
     return block.reshape(-1) if everything else block
 
 
@@ -247,7 +248,7 @@ def argmax(x: da.Array, axis: int | None = None, threads: int | None = 1, split_
 def _histogram_block(block: np.ndarray, bins: int, range: tuple[Any, Any], threads: int | None) -> np.ndarray:
     counts = np.zeros((1,) * block.ndim + (bins,), np.intp)
     if block.size:
-        counts[...] = K.histogram(np.ascontiguousarray(block).reshape(-1), bins, range=range, threads=threads)[0]
+        counts[...] = K.histogram(read_only(block).reshape(-1), bins, range=range, threads=threads)[0]
     return counts
 
 

@@ -7,12 +7,9 @@ enough for threads, arguments that overlap, an array too short for the domain.
 """
 from __future__ import annotations
 
-import collections
 import functools
 import inspect
 import math
-import uuid
-import weakref
 from typing import Any, Callable, Sequence
 
 import numba
@@ -23,7 +20,7 @@ from .. import config, errors, telemetry
 from ..targets import cpu
 from ..targets.spec import KernelSpec
 from . import args as argmod
-from . import deps
+from . import deps, pickling
 
 INDEX_NAMES = ("i", "j", "k")
 INTP_MAX = int(np.iinfo(np.intp).max)
@@ -88,15 +85,12 @@ class Kernel:
         self._cpu: CpuLaunchers | None = None
         self._entry: Any = None
         self.declared_signatures = tuple(signatures or ())
-        self._uuid = uuid.uuid4().hex
-        _REBUILT[self._uuid] = self
+        self._uuid = pickling.register(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickled as its function and decorator arguments (for Dask and multiprocessing): the
-        other process makes the kernel again and loads its code from the cache. The function
-        travels by reference when its module is importable there, else by value (cloudpickle);
-        unpickling one kernel many times in a process gives back one kernel."""
-        return (_rebuild, (self._uuid, self.py_func, self._init))
+        """By name when its module defines it, else by function and decorator arguments
+        (``pickling``): Dask and multiprocessing send kernels to other processes."""
+        return pickling.reduce(self)
 
     def __repr__(self) -> str:
         return f"<jitbridge kernel {self.jb_name} ndim={self.ndim}>"
@@ -348,23 +342,6 @@ class Kernel:
 
     def inspect_llvm(self, parallel: bool = False) -> dict[Any, str]:
         return self.cpu.launcher(self.cpu.plan("parallel" if parallel else "serial")).inspect_llvm()
-
-
-# Kernels by pickling identity; the last few unpickled stay alive, so tasks that each unpickle
-# the same kernel reuse its compiled launchers (as numba does for dispatchers).
-_REBUILT: "weakref.WeakValueDictionary[str, Kernel]" = weakref.WeakValueDictionary()
-_RECENT: collections.deque = collections.deque(maxlen=64)
-
-
-def _rebuild(key: str, py_func: Callable[..., Any], init: dict[str, Any]) -> Kernel:
-    found = _REBUILT.get(key)
-    if found is None:
-        found = Kernel(py_func, **init)
-        del _REBUILT[found._uuid]
-        found._uuid = key
-        _REBUILT[key] = found
-        _RECENT.append(found)
-    return found
 
 
 def _identity_pattern(args: tuple[Any, ...]) -> tuple[int, ...]:
