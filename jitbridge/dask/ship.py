@@ -21,7 +21,9 @@ missing entry while the others wait for it and load it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import inspect
 import os
 import tempfile
 import types
@@ -34,6 +36,7 @@ from .. import config, errors, telemetry
 from ..cache import bundle
 from ..cache.numba_cache import current_store
 from ..frontend import deps
+from ..frontend.dispatcher import Dispatcher
 from ..frontend.kernel import Kernel
 
 PLUGIN_PREFIX = "jitbridge-cache-"
@@ -42,34 +45,70 @@ PLUGIN_PREFIX = "jitbridge-cache-"
 _REPORTS: dict[str, dict[str, Any]] = {}
 
 
-def _compiled_objects(module: types.ModuleType) -> list[Any]:
-    """Functions and kernels defined in ``module`` or, for a package, in its submodules."""
-    prefix = module.__name__
-    return [obj for obj in vars(module).values()
-            if callable(obj) and not isinstance(obj, type)
-            and (getattr(obj, "__module__", None) or "").startswith(prefix)]
-
-
 def names_of(objects: Iterable[Any]) -> set[str]:
     """The names cache entries are filed under for these functions and kernels: each ``jb.jit``
-    function or ``jb.kernel`` itself and every jitted function or kernel it reaches; for a plain
-    function (a library kernel such as ``K.softmax``), everything it reaches; for a module,
-    everything defined in it."""
+    function or ``jb.kernel`` and every one it reaches; for a plain function (a library kernel
+    such as ``K.softmax``), every one it reaches, through globals, closures, defaults, module
+    attributes and the containers holding them; for a module, everything defined in it."""
     names: set[str] = set()
+    seen: set[int] = set()
     for obj in objects:
         if isinstance(obj, types.ModuleType):
-            names |= names_of(_compiled_objects(obj))
-            continue
-        try:
-            fingerprint = deps.fingerprint(obj)
-        except TypeError:
+            prefix = obj.__name__
+            members = [v for v in vars(obj).values() if (getattr(v, "__module__", None) or "").startswith(prefix)]
+            _reach(members, names, seen)
+        elif isinstance(obj, (Kernel, Dispatcher)) or inspect.isfunction(obj):
+            _reach(obj, names, seen)
+        else:
             raise errors.ArgumentError("ship_cache(kernels=...) takes jb.jit functions, jb.kernels, library "
                                        "kernels and modules", where=errors.user_location(),
                                        values={"got": repr(obj)},
-                                       fix="pass the functions or kernels the workers will run") from None
-        names.add(getattr(obj, "jb_name", None) or deps.qualified_name(obj))
-        names.update(fingerprint.deps)
+                                       fix="pass the functions or kernels the workers will run")
     return names
+
+
+def _reach(obj: Any, names: set[str], seen: set[int]) -> None:
+    if id(obj) in seen or isinstance(obj, (types.ModuleType, type)):
+        return
+    seen.add(id(obj))
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        for item in obj:
+            _reach(item, names, seen)
+        return
+    if isinstance(obj, dict):
+        for item in obj.values():
+            _reach(item, names, seen)
+        return
+    if isinstance(obj, (Kernel, Dispatcher)):
+        names.add(obj.jb_name)
+        obj = obj.py_func
+    if isinstance(obj, functools.partial):
+        _reach((obj.func, obj.args, obj.keywords), names, seen)
+        return
+    if not inspect.isfunction(obj):
+        return
+    for chain in deps._referenced(obj.__code__):
+        _reach(_resolve(obj.__globals__, chain), names, seen)
+    _reach([cell.cell_contents for cell in obj.__closure__ or () if _filled(cell)], names, seen)
+    _reach(obj.__defaults__ or (), names, seen)
+
+
+def _resolve(scope: dict[str, Any], chain: tuple[str, ...]) -> Any:
+    """What ``a.b.c`` in a function's code refers to, following module attributes."""
+    found = scope.get(chain[0]) if chain else None
+    for attribute in chain[1:]:
+        if not isinstance(found, types.ModuleType):
+            break
+        found = getattr(found, attribute, None)
+    return found
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
 
 
 def _prebuild(objects: Iterable[Any]) -> None:
