@@ -77,18 +77,32 @@ class BlockFunction:
                     return np.dtype(a.dtype)
         return None
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, out: np.ndarray | None = None) -> Any:
+        """The result for one block; with ``out`` (see ``writes_into``) it is written there."""
         args = tuple(read_only(a) if _is_array(a) else a for a in args)
         if self.is_kernel:
-            return self._launch(args)
+            return self._launch(args, out)
         kwargs = dict(self.kwargs)
-        if self.threads is not None and _takes_threads(self.fn):
+        if out is not None:
+            kwargs["out"] = out
+        if self.threads is not None and _takes(self.fn, "threads"):
             kwargs.setdefault("threads", self.threads)
             return self.fn(*args, **kwargs)
         with _numba_threads(self.threads):
             return self.fn(*args, **kwargs)
 
-    def _launch(self, args: tuple[Any, ...]) -> np.ndarray:
+    def writes_into(self, out: np.ndarray, block: np.ndarray) -> bool:
+        """Whether the result for ``block`` (the only argument) can be written straight into
+        ``out``, saving a buffer and a copy: a kernel's output of ``out``'s dtype, or a
+        library kernel that keeps a float block's shape and dtype and takes ``out=``."""
+        if out.shape != block.shape:
+            return False
+        if self.is_kernel:
+            return out.dtype == self.output_dtype((block,))
+        library = (getattr(self.fn, "__module__", None) or "").startswith("jitbridge.kernels")
+        return library and block.dtype.kind == "f" and out.dtype == block.dtype and _takes(self.fn, "out")
+
+    def _launch(self, args: tuple[Any, ...], out: np.ndarray | None) -> np.ndarray:
         kernel: Kernel = self.fn
         self.check_arity(len(args))
         arrays = list(args)
@@ -97,8 +111,8 @@ class BlockFunction:
             raise errors.ArgumentError(f"kernel '{kernel.jb_name}' was given no array to map over",
                                        fix="pass at least one array (a Dask array, a chunk)")
         shape = np.broadcast_shapes(*shapes)
-        dtype = self.output_dtype(tuple(arrays))
-        out = np.empty(shape, dtype)
+        if out is None:
+            out = np.empty(shape, self.output_dtype(tuple(arrays)))
         if kernel.ndim == len(shape):
             kernel.launch(shape if len(shape) > 1 else shape[0], *arrays, out, threads=self.threads)
             return out
@@ -130,10 +144,10 @@ def _is_array(value: Any) -> bool:
     return isinstance(value, np.ndarray) or (hasattr(value, "__array_interface__") and hasattr(value, "shape"))
 
 
-def _takes_threads(fn: Any) -> bool:
-    """Whether ``fn`` (a library kernel, say) has a ``threads`` parameter of its own."""
+def _takes(fn: Any, parameter: str) -> bool:
+    """Whether ``fn`` (a library kernel, say) has a parameter of this name."""
     try:
-        return "threads" in inspect.signature(fn).parameters
+        return parameter in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
 

@@ -6,7 +6,9 @@ memory-mapped output, whose written pages are handed back to the file as soon as
 written. So memory stays about ``(prefetch + 2) * chunk``: the input chunks in flight, the
 result being made and the output being written, whatever the size of the file.
 
-A chunk that fails stops the stream: the reader stops, the output written so far is flushed,
+Kernels that can write their result straight into the output's rows do (a ``jb.kernel``, a
+library kernel keeping a float chunk's shape), so only the chunks in flight and the output's
+pages are in memory. A chunk that fails stops the stream: the reader stops, the output written so far is flushed,
 and a ``StreamError`` names the chunk, its rows and the rows of the output that are complete.
 An output file given by path is written under ``<name>.partial`` and renamed to its name only
 once complete, so a file at that name is always whole, even after a crash.
@@ -54,7 +56,9 @@ def map_chunks(fn: Any, source: Any, chunk_size: int | str | None = None, prefet
     src = open_source(source, chunk_size)
     if out is None:
         return _results(block, src, int(prefetch), progress)
-    return _write(block, src, int(prefetch), Output(out, src), progress)
+    target = Output(out, src)
+    target.prepare(block, src)
+    return _write(block, src, int(prefetch), target, progress)
 
 
 def _results(block: BlockFunction, src: ArraySource | IterableSource, prefetch: int,
@@ -75,7 +79,7 @@ def _write(block: BlockFunction, src: ArraySource | IterableSource, prefetch: in
     try:
         with progress.bar(shown, src.chunks_total, "map_chunks") as advance:
             for chunk in reader:
-                result = _computed(block, reader, chunk, target)
+                result = _computed(block, reader, chunk, target, target.slot(chunk, block))
                 try:
                     target.write(result, chunk)
                 except Exception as exc:
@@ -87,12 +91,14 @@ def _write(block: BlockFunction, src: ArraySource | IterableSource, prefetch: in
     return target.finish()
 
 
-def _computed(block: BlockFunction, reader: Reader, chunk: Chunk | ReadFailed, target: "Output | None") -> Any:
-    """``block`` of one chunk, or the StreamError that stops the stream."""
+def _computed(block: BlockFunction, reader: Reader, chunk: Chunk | ReadFailed, target: "Output | None",
+              into: np.ndarray | None = None) -> Any:
+    """``block`` of one chunk (written ``into`` the output's rows when given), or the
+    StreamError that stops the stream."""
     if isinstance(chunk, ReadFailed):
         raise _failed("reading", chunk.index, chunk.rows, chunk.error, target) from chunk.error
     try:
-        return block(chunk.data)
+        return block(chunk.data, out=into)
     except Exception as exc:
         raise _failed("computing", chunk.index, chunk.rows, exc, target) from exc
     finally:
@@ -151,6 +157,16 @@ class Output:
         assert self.path is not None
         return self.path.with_name(self.path.name + PARTIAL)
 
+    def slot(self, chunk: Chunk | ReadFailed, block: BlockFunction) -> np.ndarray | None:
+        """The output rows ``chunk``'s result goes to, when ``block`` can compute straight into
+        them (no result buffer, no copy); None when the result must be made and copied."""
+        if self.array is None or not isinstance(chunk, Chunk) or not np.ndim(chunk.data):
+            return None
+        rows = np.asarray(self.array[self.position:self.position + chunk.data.shape[0]])
+        if rows.shape[0] != chunk.data.shape[0] or not rows.flags.c_contiguous:
+            return None
+        return rows if block.writes_into(rows, chunk.data) else None
+
     def write(self, result: Any, chunk: Chunk) -> None:
         result = np.asarray(result)
         if self.array is None:
@@ -166,10 +182,22 @@ class Output:
                         "out": f"{self.array.dtype}{list(self.array.shape)}"},
                 fix="return an array of the chunk's rows from fn, or iterate over the results without out=")
         written = self.array[self.position:self.position + rows]
-        written[...] = result
+        if not np.may_share_memory(written, result):  # else it was computed in place (``slot``)
+            written[...] = result
         if self.shared:
             pages.release(written)
         self.position += rows
+
+    def prepare(self, block: BlockFunction, src: ArraySource | IterableSource) -> None:
+        """Create an output file now when ``block`` can compute every chunk straight into it
+        (its shape and dtype are then known before the first result): the first chunk needs
+        no result buffer either."""
+        if self.path is None or not isinstance(src, ArraySource):
+            return
+        probe = src.array[:0]
+        dtype = block.output_dtype((probe,)) or probe.dtype
+        if block.writes_into(np.empty(probe.shape, dtype), probe):
+            self._create(np.empty(probe.shape, dtype))
 
     def _create(self, first: np.ndarray) -> None:
         if first.ndim == 0:
