@@ -1,12 +1,14 @@
-"""Kernels pickle as their function and decorator arguments (Dask and multiprocessing send
-them so): unpickled in this process a kernel is itself; in another process it is made again
-and loads its compiled code from the cache instead of compiling."""
+"""Kernels pickle (Dask and multiprocessing send them to other processes): by name when their
+module defines them, else as their function and decorator arguments. Unpickled in this
+process a kernel is itself; in another process it is made again and loads its compiled code
+from the cache instead of compiling."""
 from __future__ import annotations
 
+import base64
 import pickle
 
-import cloudpickle
 import numpy as np
+import pytest
 
 import jitbridge as jb
 from _subprocess import run_json
@@ -19,7 +21,7 @@ def affine(i, x, out):
 
 def test_unpickling_in_the_same_process_gives_the_same_kernel() -> None:
     assert pickle.loads(pickle.dumps(affine)) is affine
-    assert pickle.loads(cloudpickle.dumps(affine)) is affine
+    assert len(pickle.dumps(affine)) < 200, "a kernel its module defines travels by name"
 
 
 LOAD = """
@@ -36,6 +38,7 @@ print(json.dumps({"same": again is kernel, "out": out.tolist(), "stats": jb.stat
 
 
 def test_a_kernel_defined_anywhere_loads_in_another_process(tmp_path, cache_dir) -> None:
+    cloudpickle = pytest.importorskip("cloudpickle", reason="cloudpickle (with the dask extra) sends functions by value")
     scope: dict = {}
     exec("import jitbridge as jb\n@jb.kernel(fastmath=True)\ndef local_k(i, x, out):\n    out[i] = x[i] * 3.0\n",
          scope)
@@ -43,8 +46,7 @@ def test_a_kernel_defined_anywhere_loads_in_another_process(tmp_path, cache_dir)
     x = np.arange(10.0)
     out = np.empty_like(x)
     kernel[10](x, out)
-    import base64
-
+    assert pickle.loads(cloudpickle.dumps(kernel)) is kernel
     data = base64.b64encode(cloudpickle.dumps(kernel)).decode()
     result = run_json(LOAD.replace("sys.argv[1]", repr(data)))
     assert result["same"] and result["out"] == (x * 3.0).tolist()
