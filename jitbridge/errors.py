@@ -113,6 +113,19 @@ class TargetUnavailableError(JitBridgeError, RuntimeError):
     """The requested target (e.g. CUDA) is not usable on this machine."""
 
 
+class StreamError(JitBridgeError, RuntimeError):
+    """A chunk of a stream failed and the stream stopped there (the cause is ``__cause__``).
+
+    ``chunk``: the failed chunk's index; ``rows``: its (start, stop) rows in the source, when
+    the source has rows; ``completed``: the (start, stop) rows of ``out`` written and flushed
+    before it, or None when the stream had no ``out``."""
+
+    def __init__(self, what: str, *, chunk: int, rows: tuple[int, int] | None = None,
+                 completed: tuple[int, int] | None = None, **details: Any) -> None:
+        super().__init__(what, **details)
+        self.chunk, self.rows, self.completed = chunk, rows, completed
+
+
 def array_not_compilable(value: Any, error: type[JitBridgeError] = ArgumentError) -> JitBridgeError:
     """The error for an array compiled code cannot take (float16, non-native byte order,
     masked, object or other dtypes numba has no type for), with the conversion that fixes it."""
@@ -171,6 +184,7 @@ __all__ = [
     "CacheError",
     "TensorError",
     "TargetUnavailableError",
+    "StreamError",
     "format_message",
     "user_location",
 ]

@@ -231,19 +231,20 @@ def test_export_skips_entries_of_other_users(tmp_path):
 
 
 def test_ship_cache_imports_on_workers_without_a_key(tmp_path, cache_dir):
-    """jitbridge.cluster sends an unsigned bundle over client.run (which already runs the
-    client's code on the workers); each entry is still checked there."""
-    from jitbridge import cluster
+    """jitbridge.dask ships an unsigned bundle inside a WorkerPlugin (code the client already
+    runs on the workers); each entry is still checked there."""
+    ship = pytest.importorskip("jitbridge.dask.ship", reason="the dask extra is not installed")
 
     (tmp_path / "victimmod.py").write_text(VICTIM)
     run_json(CALL_VICTIM, cwd=tmp_path)
-    data = cluster._bundle_bytes()
+    data, count = ship.bundle_bytes()
+    assert count == 1
     other = tmp_path / "worker-cache"
     os.environ["JITBRIDGE_CACHE_DIR"] = str(other)
     try:
-        result = cluster._import_on_worker(data)
+        result = ship.install(data, None, "test")
     finally:
         os.environ["JITBRIDGE_CACHE_DIR"] = str(cache_dir)
         from jitbridge import config
         config.reload()
-    assert result["imported"] == 1 and result["rejected"] == []
+    assert result["imported"] == 1 and result["rejected"] == [] and result["cache_dir"] == str(other)

@@ -11,9 +11,12 @@ From the bottom up (a module may import its own layer and the layers below):
    compiled code by content (its key spelling and the fingerprint type included); a target
    turns a kernel specification into launch code.
 4. ``frontend``: decorators, dispatchers, kernels: joins the cache and the targets.
-5. ``inspection``, ``simd_report``, ``lock``, ``cluster``, ``hardware``: tools that look at
-   what the frontend built, or at the machine it runs on.
+5. ``inspection``, ``simd_report``, ``lock``, ``hardware``: tools that look at what the
+   frontend built, or at the machine it runs on; ``blockwise``, ``stream``: running what the
+   frontend built over blocks and chunks.
 6. ``cli``, the package's ``__init__`` (public face) and ``__main__``.
+7. ``kernels`` (the library, written against the public face like any user's code) and
+   ``dask``, which runs the library's kernels on a cluster.
 
 Every import counts, also those inside functions and under ``TYPE_CHECKING``: a lazy import
 is still a dependency, just a later one.
@@ -34,8 +37,10 @@ LAYERS: list[tuple[str, ...]] = [
      "jitbridge.tensor"),
     ("jitbridge.cache", "jitbridge.targets"),
     ("jitbridge.frontend",),
-    ("jitbridge.inspection", "jitbridge.simd_report", "jitbridge.lock", "jitbridge.cluster", "jitbridge.hardware"),
+    ("jitbridge.inspection", "jitbridge.simd_report", "jitbridge.lock", "jitbridge.hardware",
+     "jitbridge.blockwise", "jitbridge.stream"),
     ("jitbridge.cli", "jitbridge", "jitbridge.__main__"),
+    ("jitbridge.kernels", "jitbridge.dask"),
 ]
 # Groups on one layer that must not import each other.
 SIBLINGS = {("jitbridge.cache", "jitbridge.targets"), ("jitbridge.targets", "jitbridge.cache")}

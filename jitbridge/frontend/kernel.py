@@ -25,6 +25,7 @@ from ..targets.spec import KernelSpec
 from . import analysis, deps, instrument, startup
 from . import args as argmod
 from . import kernel_options as checks
+from . import pickling
 
 INTP_MAX = int(np.iinfo(np.intp).max)
 
@@ -41,6 +42,8 @@ class Kernel:
         startup.first_definition()
         functools.update_wrapper(self, py_func)
         self.vector_math = config.settings.vector_math if vector_math is None else bool(vector_math)
+        self._init = {"ndim": ndim, "cache": cache, "signatures": signatures, "serial_below": serial_below,
+                      "disjoint": disjoint, "locals": locals, "vector_math": self.vector_math, "options": options}
         self.py_func = py_func
         self.jb_name = deps.qualified_name(py_func)
         params = list(inspect.signature(py_func).parameters.values())
@@ -76,6 +79,12 @@ class Kernel:
         self._entry: Any = None
         self.declared_signatures = tuple(signatures or ())
         _LIVE.add(self)
+        self._uuid = pickling.register(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """By name when its module defines it, else by function and decorator arguments
+        (``pickling``): Dask and multiprocessing send kernels to other processes."""
+        return pickling.reduce(self)
 
     def __repr__(self) -> str:
         return f"<jitbridge kernel {self.jb_name} ndim={self.ndim}>"
