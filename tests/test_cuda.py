@@ -168,3 +168,82 @@ def test_saxpy_on_the_gpu_matches_the_cpu():
     saxpy.launch(n, 2.0, x, y, gpu, target="cuda")
     saxpy.launch(n, 2.0, x, y, cpu, target="cpu")
     np.testing.assert_allclose(gpu, cpu, rtol=1e-15)
+
+
+SIG = "float64, float64[::1], float64[::1], float64[::1]"
+
+
+def _cuda_verdicts():
+    """The audit's verdicts on CUDA entries, and on every corrupt one (its metadata unread)."""
+    from jitbridge.cache import audit
+    from jitbridge.cache.store import current_store
+
+    return [v for v in audit.audit_all(current_store()) if v.meta.get("target") == "cuda" or v.status == "corrupt"]
+
+
+@needs_nvvm
+def test_ptx_is_kept_in_the_cache_per_compute_capability_and_toolkit(cache_dir, monkeypatch):
+    sm90 = saxpy.compile_ptx(SIG, cc=(9, 0))
+    sm80 = saxpy.compile_ptx(SIG, cc=(8, 0))
+    found = _cuda_verdicts()
+    assert sorted(tuple(v.meta["cc"]) for v in found) == [(8, 0), (9, 0)]
+    assert {v.status for v in found} == {"ok"}, "verified as PTX text, never unpickled"
+    assert {v.meta["toolkit"] for v in found} == {cuda_target._nvvm_version()}
+
+    def nvvm_called(*args, **kwargs):
+        raise AssertionError("NVVM called although the cache holds this PTX")
+
+    monkeypatch.setattr(numba.cuda, "compile_ptx", nvvm_called)
+    assert saxpy.compile_ptx(SIG, cc=(9, 0)) == sm90 and saxpy.compile_ptx(SIG, cc=(8, 0)) == sm80
+    monkeypatch.setattr(cuda_target, "_nvvm_version", lambda: "99.0")
+    with pytest.raises(AssertionError, match="NVVM called"):  # another toolkit: another key
+        saxpy.compile_ptx(SIG, cc=(9, 0))
+
+
+@needs_nvvm
+def test_a_cuda_entry_is_checked_against_its_key_before_use(cache_dir):
+    from jitbridge.cache.store import current_store, pack
+
+    sm90 = saxpy.compile_ptx(SIG, cc=(9, 0))
+    saxpy.compile_ptx(SIG, cc=(8, 0))
+    store = current_store()
+    entries = {tuple(v.meta["cc"]): v for v in _cuda_verdicts()}
+    meta90 = entries[(9, 0)].meta
+    sm80_payload = store.load(entries[(8, 0)].info.path, entries[(8, 0)].info.key)[1]
+    entries[(9, 0)].info.path.write_bytes(pack(meta90, sm80_payload))  # sm_80 code filed as the sm_90 entry
+    assert sorted((v.status, v.reason) for v in _cuda_verdicts()) == [
+        ("corrupt", "a CUDA entry whose PTX is not an sm_90 kernel"), ("ok", None)]
+    with pytest.warns(errors.CacheWarning, match="not an sm_90 kernel"):
+        rebuilt = saxpy.compile_ptx(SIG, cc=(9, 0))
+    assert ".target sm_90" in rebuilt and ".target sm_80" not in rebuilt, "refused, rebuilt"
+    assert {v.status for v in _cuda_verdicts()} == {"ok"}
+
+
+@needs_nvvm
+def test_jitbridge_compile_target_cuda_builds_ptx_into_the_cache(cache_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from jitbridge.cli import app
+
+    (tmp_path / "gpu_kernels_mod.py").write_text(textwrap.dedent("""
+        import jitbridge as jb
+
+        @jb.jit
+        def twice(v):
+            return v * 2.0
+
+        @jb.kernel(signatures=["float64[::1], float64[::1]", "float32[::1], float32[::1]"])
+        def double(i, x, out):
+            out[i] = twice(x[i])
+    """))
+    runner = CliRunner()
+    built = runner.invoke(app, ["compile", str(tmp_path / "gpu_kernels_mod.py"), "--target", "cuda", "--cc", "90",
+                                "--cc", "80", "--jobs", "1"])
+    assert built.exit_code == 0, built.output
+    assert "4 specialization(s)" in built.output
+    listed = runner.invoke(app, ["cache", "ls"]).output
+    assert listed.count("gpu_kernels_mod.double [cuda sm_90, nvvm") == 2
+    assert listed.count("[cuda sm_80, nvvm") == 2 and "(array(float32, 1d, C), array(float32, 1d, C))" in listed
+    assert "[serial]" not in listed, "--target cuda builds no CPU code"
+    bad = runner.invoke(app, ["compile", str(tmp_path / "gpu_kernels_mod.py"), "--target", "cuda", "--cc", "sm90"])
+    assert bad.exit_code == 2 and "compute capability as digits" in bad.output

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from . import key as keys
-from . import records, unpickle
+from . import ptx, records, unpickle
 from .store import Corrupt, EntryInfo, Store, Untrusted
 
 OK, CORRUPT, STALE = "ok", "corrupt", "stale"
@@ -32,6 +32,8 @@ class Verdict:
         if not meta:
             return "?"
         variant = f" [{meta['variant']}]" if meta.get("variant") else ""
+        if meta.get("cc"):  # a CUDA entry: which GPU generation and toolkit it was built for
+            variant = f" [cuda sm_{''.join(map(str, meta['cc']))}, nvvm {meta.get('toolkit')}]"
         return f"{meta.get('name')}{variant} {meta.get('arguments') or meta.get('signature')}"
 
 
@@ -44,7 +46,7 @@ def audit(store: Store, info: EntryInfo, runtime: dict[str, Any]) -> Verdict:
     """The verdict on one entry (reads it whole; changes nothing)."""
     try:
         meta, payload = store.load(info.path, info.key)
-        unpickle.check(payload)
+        ptx.check(meta, payload)
     except Corrupt as exc:
         return Verdict(info, CORRUPT, str(exc), {})
     except Untrusted as exc:

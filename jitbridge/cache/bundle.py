@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .. import config, errors
-from . import unpickle
+from . import ptx, unpickle
 from .store import Corrupt, EntryInfo, Store, Untrusted, unpack_entry
 
 _PREFIX = "entries/"
@@ -70,8 +70,8 @@ def exportable(store: Store, info: EntryInfo) -> bytes | None:
     """The entry's bytes if this runtime would load it (ours, private, intact, filed under its
     own key, nothing outside the allow-list); None otherwise."""
     try:
-        blob, _, payload = store.checked(info.path, info.key)
-        unpickle.check(payload)
+        blob, meta, payload = store.checked(info.path, info.key)
+        ptx.check(meta, payload)
     except (OSError, Corrupt, Untrusted, unpickle.Refused):
         return None
     return blob
@@ -174,7 +174,7 @@ def _checked_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, hashes: dict[str
     if hashes is not None and not hmac.compare_digest(hashlib.sha256(blob).hexdigest(), str(hashes[key])):
         raise _Rejected("its contents differ from the manifest's hash")
     try:
-        unpickle.check(unpack_entry(blob, key)[1])
+        ptx.check(*unpack_entry(blob, key))
     except Corrupt as exc:
         raise _Rejected(str(exc)) from None
     except unpickle.Refused as exc:

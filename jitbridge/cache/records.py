@@ -68,7 +68,7 @@ def stale_reason(meta: Mapping[str, Any], store: Store, here: Mapping[str, Any])
         built = meta.get("versions") or {}
         changed = [f"{k} {built.get(k)} -> {v}" for k, v in here["versions"].items() if built.get(k) != v]
         return "built for other versions (" + ", ".join(changed) + ")"
-    if meta.get("machine") != here["machine"]:
+    if meta.get("target") != "cuda" and meta.get("machine") != here["machine"]:
         return f"built for another CPU ({(meta.get('machine') or ['?', '?'])[1]})"
     if "code" not in meta:
         return None

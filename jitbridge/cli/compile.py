@@ -25,31 +25,42 @@ def compile_paths(
                                                      "JITBRIDGE_RECORD=FILE.", exists=True, dir_okay=False)] = None,
     jobs: Annotated[int, typer.Option(metavar="N", help="Worker processes (default: CPU cores).", min=1)] = _CORES,
     target: Annotated[str, typer.Option(metavar="cpu|cuda|all", help="What to build for.")] = "cpu",
+    cc: Annotated[Optional[list[str]], typer.Option(
+        metavar="MAJORMINOR", help="CUDA compute capability to build PTX for, e.g. 90 (repeatable; default 90). "
+        "Needs numba-cuda, not a GPU.")] = None,
 ) -> None:
     """Import PATHs, find kernels with declared signatures (and those in --manifest), and
-    compile them all into the cache, in parallel."""
+    compile them all into the cache, in parallel: CPU code, CUDA PTX, or both."""
     if target not in ("cpu", "cuda", "all"):
         raise typer.BadParameter(f"--target must be cpu, cuda or all, not {target!r}")
     if not paths and manifest is None:
         raise typer.BadParameter("name at least one PATH, or a --manifest")
-    if target in ("cuda", "all"):
-        typer.echo("CUDA kernels are compiled by the driver at their first launch and are not kept in the "
-                   "disk cache yet; nothing to prebuild for CUDA", err=True)
-        if target == "cuda":
-            raise typer.Exit(1)
+    variants = _variants(target, cc or ["90"])
     project_importable()
     with user_errors():
         modules = [m for path in paths or () for m in prebuild.import_target(path)]
-    items: list = list(dict.fromkeys(prebuild.declared_items(modules)))
-    items.extend(prebuild.hook_items(modules))
+    items: list = list(dict.fromkeys(prebuild.declared_items(modules, variants)))
+    if target != "cuda":
+        items.extend(prebuild.hook_items(modules))
     if manifest is not None:
-        items.extend(i for i in prebuild.manifest_items(manifest) if i not in items)
+        items.extend(i for i in prebuild.manifest_items(manifest, variants) if i not in items)
     typer.echo(f"{len(modules)} module(s), {len(items)} specialization(s) to build into {config.settings.cache_dir}")
     failures = _run(items, min(jobs, max(len(items), 1)))
     for item, message in failures:
         typer.echo(f"failed: {_label(item)}: {message}", err=True)
     if failures:
         raise typer.Exit(1)
+
+
+def _variants(target: str, ccs: list[str]) -> tuple[str, ...]:
+    """The item variants a --target (and --cc list) asks for."""
+    found = prebuild.CPU_VARIANTS if target in ("cpu", "all") else ()
+    if target in ("cuda", "all"):
+        for text in ccs:
+            if not (text.isdigit() and 2 <= len(text) <= 3):
+                raise typer.BadParameter(f"--cc takes a compute capability as digits, e.g. 90 or 120, not {text!r}")
+            found += (prebuild.cuda_variant((int(text[:-1]), int(text[-1]))),)
+    return found
 
 
 def _label(item: object) -> str:

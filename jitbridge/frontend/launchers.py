@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 from numba.core import types
 
+from ..cache.ptx import PtxCache
 from ..targets import cpu_lowering, cuda
 from . import deps
 from .args import NeedsConversion, OnDevice
@@ -44,6 +45,16 @@ class KernelCompiler:
     def loop(self, fn: Callable[..., Any], options: dict[str, Any]) -> Dispatcher:
         return Dispatcher(fn, targetoptions=options, jb_name=self.spec.name, jb_owner=self.owner, jb_counted=False,
                           vector_math=self.spec.vector_math)
+
+    def ptx_cache(self, key_text: str) -> PtxCache | None:
+        """Where the CUDA target keeps this kernel's PTX (None when the kernel is not cached);
+        ``key_text``: the generated launch code, part of the fingerprint."""
+        if not self.cache:
+            return None
+        py_func = self.spec.py_func
+        options = {**dict(self.spec.options), "locals": dict(self.spec.locals), "vector_math": self.spec.vector_math}
+        return PtxCache(self.spec.name, lambda: deps.fingerprint(py_func, extra=key_text), options,
+                        py_func.__globals__)
 
     def launcher(self, fn: Callable[..., Any], options: dict[str, Any], variant: str, key_text: str) -> Dispatcher:
         py_func = self.spec.py_func

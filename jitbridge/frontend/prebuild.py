@@ -115,14 +115,23 @@ def _submodules(package: ModuleType, target: str) -> list[ModuleType]:
     return [_import(info.name, target) for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
 
 
-def declared_items(modules: list[ModuleType]) -> Iterator[Item]:
-    """Kernels with declared signatures, both launch variants each."""
+CPU_VARIANTS = ("serial", "parallel")
+
+
+def cuda_variant(cc: tuple[int, int]) -> str:
+    """The item variant that builds a kernel's PTX for compute capability ``cc``."""
+    return f"cuda:{cc[0]}{cc[1]}"
+
+
+def declared_items(modules: list[ModuleType], variants: tuple[str, ...] = CPU_VARIANTS) -> Iterator[Item]:
+    """Kernels with declared signatures, in each of ``variants`` (CPU launch variants and
+    ``cuda_variant``s)."""
     for module in modules:
         for name, obj in vars(module).items():
             if isinstance(obj, Kernel) and obj.__module__ == module.__name__:
                 for sig in obj.declared_signatures:
                     argtypes = (types.intp,) * obj.ndim + obj.parse_signature(sig)
-                    for variant in ("serial", "parallel"):
+                    for variant in variants:
                         yield (module.__name__, obj.__qualname__, variant, argtypes)
 
 
@@ -135,9 +144,16 @@ def hook_items(modules: list[ModuleType]) -> Iterator[Callable[[], Any]]:
             yield from hook()
 
 
-def manifest_items(path: Path) -> Iterator[Item]:
+def manifest_items(path: Path, variants: tuple[str, ...] = CPU_VARIANTS) -> Iterator[Item]:
+    """The recorded specializations: functions as recorded, kernels (recorded with a launch
+    variant) in each of ``variants``."""
     for entry in record.read(path):
-        yield (entry["module"], entry["qualname"], entry["variant"], tuple(entry["args"]))
+        if entry["variant"] is None:
+            if set(variants) & set(CPU_VARIANTS):
+                yield (entry["module"], entry["qualname"], None, tuple(entry["args"]))
+            continue
+        for variant in variants:
+            yield (entry["module"], entry["qualname"], variant, tuple(entry["args"]))
 
 
 def _resolve(module: str, qualname: str) -> Any:
@@ -154,7 +170,10 @@ def compile_item(item: Item | Callable[[], Any]) -> str:
         return repr(item)
     module, qualname, variant, argtypes = item
     obj = _resolve(module, qualname)
-    if isinstance(obj, Kernel):
+    if isinstance(obj, Kernel) and variant and variant.startswith("cuda:"):
+        cc = variant.partition(":")[2]
+        obj.compile_ptx(argtypes[obj.ndim:obj.ndim + len(obj.arg_names)], (int(cc[:-1]), int(cc[-1])))
+    elif isinstance(obj, Kernel):
         obj.compile(argtypes[obj.ndim:obj.ndim + len(obj.arg_names)], variant=variant or "parallel")
     elif isinstance(obj, Dispatcher):
         if obj._can_compile:

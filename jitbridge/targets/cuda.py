@@ -113,7 +113,7 @@ class CudaBackend:
         return unavailable_reason()
 
     def prepare(self, spec: KernelSpec, compiler: Any) -> "CudaKernel":
-        return CudaKernel(spec)
+        return CudaKernel(spec, compiler)
 
 
 BACKEND = CudaBackend()
@@ -122,7 +122,7 @@ BACKEND = CudaBackend()
 class CudaKernel:
     """A kernel's CUDA side: the launch function, compiled by numba-cuda per argument types."""
 
-    def __init__(self, spec: KernelSpec) -> None:
+    def __init__(self, spec: KernelSpec, compiler: Any) -> None:
         from numba import cuda
 
         self.spec = spec
@@ -135,6 +135,7 @@ class CudaKernel:
         self.py_launch = namespace["launch"]
         self.py_launch.__qualname__ = f"{spec.py_func.__qualname__}.<cuda launch>"
         self.source = text
+        self._ptx = compiler.ptx_cache(text)  # PTX entries of the content cache, or None
         self._kernel: Any = None
 
     def compile_ptx(self, argtypes: tuple[Any, ...], cc: tuple[int, int]) -> str:
@@ -143,7 +144,14 @@ class CudaKernel:
         from numba.core import types
 
         sig = (types.int64,) * self.spec.ndim + tuple(argtypes)
+        signature = "(" + ", ".join(str(t) for t in argtypes) + ")"
+        toolkit = _nvvm_version()
+        found = self._ptx.load(signature, cc, toolkit) if self._ptx else None
+        if found is not None:
+            return found
         ptx, _ = self._cuda.compile_ptx(self.py_launch, sig, cc=cc, fastmath=bool(self.spec.option("fastmath")))
+        if self._ptx:
+            self._ptx.save(signature, signature, cc, toolkit, ptx)
         return ptx
 
     def launch(self, dims: tuple[int, ...], args: tuple[Any, ...], threads_per_block: int | None) -> None:
@@ -181,6 +189,14 @@ def _max_blocks(cuda: Any) -> int:
         return cuda.get_current_device().MULTIPROCESSOR_COUNT * BLOCKS_PER_SM
     except Exception:  # the simulator has no SM count
         return 1024
+
+
+@functools.lru_cache(maxsize=1)
+def _nvvm_version() -> str:
+    """The NVVM (CUDA toolkit) version that turns the kernel into PTX: part of a CUDA entry's key."""
+    from numba.cuda.cudadrv import nvvm
+
+    return ".".join(map(str, nvvm.NVVM().get_version()))
 
 
 @functools.lru_cache(maxsize=1)
