@@ -36,19 +36,33 @@ X = np.ones(10)
 OUT = np.empty(10)
 
 
-@pytest.mark.benchmark(group="call-overhead")
-def test_numba_njit_call(benchmark, record_median):
-    nb_fn(X)
-    record_median(benchmark, "numba.njit call (s)", nb_fn, X)
+def _best_per_call(fn, arg, calls: int = 20000) -> float:
+    import time
+
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn(arg)
+    return (time.perf_counter() - start) / calls
 
 
 @pytest.mark.benchmark(group="call-overhead")
-def test_jb_jit_call(benchmark, record_median):
-    jb_fn(X)
-    record_median(benchmark, "jb.jit call (s)", jb_fn, X)
-    if "numba.njit call (s)" in RESULTS:
-        RESULTS["jb.jit / numba.njit call ratio (target <= 1.10)"] = (
-            RESULTS["jb.jit call (s)"] / RESULTS["numba.njit call (s)"])
+def test_jb_jit_call_vs_numba(benchmark):
+    """Both calls timed in alternating rounds (21 of 20000 calls each), medians: measured one
+    after the other, a call ratio moved from 0.67 to 1.67 with whatever the benchmarks before
+    had left running (numba's worker threads, page reclaim) on a 2-core machine."""
+    nb_fn(X), jb_fn(X)
+    numba_s: list[float] = []
+    jb_s: list[float] = []
+
+    def rounds():
+        for _ in range(21):
+            numba_s.append(_best_per_call(nb_fn, X))
+            jb_s.append(_best_per_call(jb_fn, X))
+
+    benchmark.pedantic(rounds, rounds=1, iterations=1)
+    RESULTS["numba.njit call (s)"] = median(numba_s)
+    RESULTS["jb.jit call (s)"] = median(jb_s)
+    RESULTS["jb.jit / numba.njit call ratio (target <= 1.10)"] = median([j / n for j, n in zip(jb_s, numba_s)])
 
 
 @pytest.mark.benchmark(group="launch-overhead")
@@ -147,13 +161,20 @@ def test_launch_overhead_with_profiling_off(benchmark):
 
 @pytest.mark.benchmark(group="import")
 def test_import_time_vs_numba(benchmark):
+    """Fresh interpreters with bytecode caching on, as a user's Python has it (pip writes
+    numba's .pyc files at install; an editable jitbridge gets its own at first import, here
+    into a temporary PYTHONPYCACHEPREFIX, never under PYTHONDONTWRITEBYTECODE)."""
+    import tempfile
+
     timer = "import time; t = time.perf_counter(); import {}; print(time.perf_counter() - t)"
+    env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": tempfile.mkdtemp(prefix="jitbridge-bench-pyc-")}
 
     def both():
         numba_s, jitbridge_s = [], []
+        fresh_process_seconds(timer.format("jitbridge"), repeat=1, env=env)  # writes the bytecode
         for _ in range(9):  # interleaved, so background load hits both alike
-            numba_s += fresh_process_seconds(timer.format("numba"), repeat=1)
-            jitbridge_s += fresh_process_seconds(timer.format("jitbridge"), repeat=1)
+            numba_s += fresh_process_seconds(timer.format("numba"), repeat=1, env=env)
+            jitbridge_s += fresh_process_seconds(timer.format("jitbridge"), repeat=1, env=env)
         RESULTS["import numba (s)"] = median(numba_s)
         RESULTS["import jitbridge (s)"] = median(jitbridge_s)
 

@@ -20,6 +20,8 @@ _F64 = np.dtype(np.float64)
 FLOATS = (np.dtype(np.float32), _F64)
 INTS = (np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.uint8))
 NUMERIC = FLOATS + INTS
+# for membership tests on the short-call paths (a hash, not a series of ==)
+NUMERIC_SET, FLOAT_SET = frozenset(NUMERIC), frozenset(FLOATS)
 
 # Fixed block size of deterministic mode: partial results are combined per block, in block
 # order, so the answer is the same bits for any thread count. 64 Ki elements keeps per-block
@@ -133,6 +135,16 @@ def small_1d(arr: np.ndarray, kernel: str, threads: int | None) -> bool:
     """Whether a call is a short 1-D one that runs serially whatever the settings: such calls
     skip the general bookkeeping (row views, plans), which costs more than their arithmetic."""
     return threads is None and arr.ndim == 1 and arr.size <= CROSSOVER[kernel]
+
+
+def writable_as_is(out: Any, arr: np.ndarray, n: int) -> bool:
+    """For a short 1-D call: ``out`` is None (a fresh array will do) or :func:`separate_out`,
+    checked in the cheapest order (arrays that own their memory need no overlap test)."""
+    if out is None:
+        return True
+    if type(out) is not np.ndarray or out.dtype is not arr.dtype or out.ndim != 1 or len(out) != n:
+        return separate_out(out, arr)
+    return out is arr or (out.base is None and arr.base is None) or not np.may_share_memory(out, arr)
 
 
 def separate_out(out: Any, arr: np.ndarray) -> bool:

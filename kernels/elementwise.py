@@ -94,15 +94,16 @@ _KERNELS = {
 def _elementwise(name: str, arr: np.ndarray, other: np.ndarray, out: np.ndarray | None, params: tuple,
                  threads: int | None) -> np.ndarray:
     element, reads_y, streamed = _KERNELS[name]
-    if _gpu.is_device(arr):
+    if type(arr) is not np.ndarray:  # the callers turned every host input into an ndarray
         return _gpu.elementwise(element, reads_y, arr, other, out, params)
-    if d.small_1d(arr, name, threads) and (out is None or d.separate_out(out, arr)
-                                            and (other is arr or d.separate_out(out, other))):
+    n = arr.size
+    if (threads is None and arr.ndim == 1 and n <= d.CROSSOVER[name] and d.writable_as_is(out, arr, n)
+            and (other is arr or d.writable_as_is(out, other, n))):
         buf = np.empty_like(arr) if out is None else out
         if reads_y:
-            element.launch(arr.size, arr, other, buf, *params, threads=1)
+            element[n](arr, other, buf, *params, threads=1)
         else:
-            element.launch(arr.size, arr, buf, *params, threads=1)
+            element[n](arr, buf, *params, threads=1)
         return buf
     buf, user_out = d.prepare_out(out, arr.shape, arr.dtype, inputs=(arr, other), same_index_ok=True)
     x = d.flat(arr)
@@ -143,7 +144,8 @@ def clip(x: Any, lo: Any = None, hi: Any = None, out: np.ndarray | None = None,
 
 def scale(x: Any, alpha: Any, out: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
     """``alpha * x`` in x's dtype (integer alpha must fit an integer x; overflow wraps)."""
-    arr = x if _gpu.is_device(x) else d.require_array(x, "x", d.NUMERIC)
+    arr = x if type(x) is np.ndarray and x.dtype in d.NUMERIC_SET or _gpu.is_device(x) \
+        else d.require_array(x, "x", d.NUMERIC)
     return _elementwise("scale", arr, arr, out, (d.scalar_as(alpha, arr.dtype, "alpha"),), threads)
 
 

@@ -41,12 +41,11 @@ def reduce_rows(drivers: tuple[Any, Any], combine: Callable,
     return out
 
 
-def _small_1d(drivers: tuple[Any, Any], x: np.ndarray, y: np.ndarray) -> Any:
-    """A short 1-D float reduction: one block, one serial launch, no row views or plans (their
-    bookkeeping costs more than the arithmetic at this size)."""
-    out = np.empty((1, 1))
-    drivers[1].launch(1, x, y, 0.0, x.size, out, threads=1)
-    return x.dtype.type(out[0, 0])
+def _small_1d(stat: Any, x: np.ndarray, y: np.ndarray) -> Any:
+    """A short 1-D float reduction: the block statistic of the kernels, called once on the
+    whole array (no launch, row views or plans: their bookkeeping costs more than the
+    arithmetic at this size)."""
+    return x.dtype.type(stat(x, y, 0.0)[0])
 
 
 def _shape_result(values: np.ndarray, arr: np.ndarray, dtype: np.dtype) -> Any:
@@ -126,10 +125,10 @@ def sum_sq(x: Any, axis: int = -1, threads: int | None = None,
     Floats accumulate in float64 and return the input dtype; integers accumulate and return
     in 64 bits (int64, or uint64 for uint8), wrapping on overflow as NumPy's ``sum`` does.
     """
+    if type(x) is np.ndarray and x.dtype in d.FLOAT_SET and d.small_1d(x, "sum_sq", threads) and axis in (-1, 0):
+        return _small_1d(sum_sq_stat, x, x)
     if _gpu.is_device(x):
         return _gpu.dot(x, x)
-    if type(x) is np.ndarray and x.dtype in d.FLOATS and d.small_1d(x, "sum_sq", threads) and axis in (-1, 0):
-        return _small_1d(_SUM_SQ, x, x)
     arr = d.require_array(x, "x", d.NUMERIC)
     d.check_axis(axis, arr)
     zero = _acc_zero(arr.dtype)
@@ -143,11 +142,11 @@ def dot(x: Any, y: Any, axis: int = -1, threads: int | None = None,
         deterministic: bool | None = None) -> Any:
     """Dot product along the last axis (row by row for 2-D ``x`` and ``y`` of one shape);
     accumulators and result dtype as in :func:`sum_sq`."""
+    if (type(x) is np.ndarray and type(y) is np.ndarray and x.dtype in d.FLOAT_SET and d.small_1d(x, "dot", threads)
+            and y.shape == x.shape and y.dtype == x.dtype and axis in (-1, 0)):
+        return _small_1d(_dot, x, y)
     if _gpu.is_device(x):
         return _gpu.dot(x, y)
-    if (type(x) is np.ndarray and type(y) is np.ndarray and x.dtype in d.FLOATS and d.small_1d(x, "dot", threads)
-            and y.shape == x.shape and y.dtype == x.dtype and axis in (-1, 0)):
-        return _small_1d(_DOT, x, y)
     arr = d.require_array(x, "x", d.NUMERIC)
     other = d.require_array(y, "y", d.NUMERIC)
     d.check_same_shape("y", other, arr)

@@ -102,7 +102,7 @@ def test_profiling_leaves_the_plain_launch_path_behind() -> None:
     assert [r.calls for r in inner.rows] == [1] and [r.calls for r in outer.rows] == [2]
     assert Kernel.launch is plain and "__call__" not in Dispatcher.__dict__
     assert "__call__" not in LaunchDispatcher.__dict__, "launchers are back on numba's C call path"
-    assert k[8] is not bound and k[8].func.__func__ is plain
+    assert k[8] is not bound and k[8].launch_fn.__func__ is plain
     k[8](x)
     assert outer.rows[0].calls == 2, "a finished profile records nothing more"
 

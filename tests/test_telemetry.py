@@ -109,7 +109,7 @@ def test_remove_stops_a_hook_and_the_plain_launch_path_comes_back() -> None:
     k[4](x)
     assert len(seen) == 1
     assert Kernel.launch is plain and "__call__" not in Dispatcher.__dict__
-    assert k[4].func.__func__ is plain, "k[n] bound before the hook binds the plain launch again"
+    assert k[4].launch_fn.__func__ is plain, "k[n] bound before the hook binds the plain launch again"
     with jb.telemetry.on("launch", seen.append):
         k[4](x)
     assert len(seen) == 2 and Kernel.launch is plain

@@ -28,6 +28,7 @@ from . import kernel_options as checks
 from . import pickling
 
 INTP_MAX = int(np.iinfo(np.intp).max)
+_ONE_THREAD = {"threads": 1}
 
 
 class Kernel:
@@ -125,10 +126,56 @@ class Kernel:
         try:
             return self._bound[dims]
         except (KeyError, TypeError):
-            bound = functools.partial(self.launch, dims)
-            if len(self._bound) < 64 and isinstance(dims, (int, tuple)):
+            bound = self._bind(dims)
+            if isinstance(dims, (int, tuple)):
+                if len(self._bound) >= 64:  # many domains: start again rather than grow
+                    self._bound.clear()
                 self._bound[dims] = bound
             return bound
+
+    def _bind(self, dims: Any) -> Callable[..., None]:
+        """The launch over ``dims``. A 1-D domain without declared shapes gets a closure that
+        calls the compiled serial launcher straight away (what ``launch`` would do after its
+        checks, which hold for that domain once and for all); anything else, and every launch
+        while a profile times them (``Kernel.launch`` is then a timed copy), goes through
+        ``launch``. ``launch_fn``: the launch it stands for."""
+        launch = self.launch
+        plain = type(self).__dict__.get("_jb_plain_launch", type(self).launch)
+        if (type(dims) is not int or self.ndim != 1 or not 0 <= dims <= INTP_MAX or self._declared
+                or type(self).launch is not plain):
+            bound: Any = functools.partial(launch, dims)
+        else:
+            bound = self._fast_launch(dims, launch)
+        bound.launch_fn = launch
+        return bound
+
+    def _fast_launch(self, n: int, launch: Callable[..., None]) -> Callable[..., None]:
+        nargs, counters = self._nargs, self._counters
+
+        def fast(*args: Any, **options: Any) -> None:
+            entry, settings = self._entry, config.settings
+            if entry is None or len(args) != nargs or settings.target == "cuda":
+                return launch(n, *args, **options)
+            if options:
+                if options != _ONE_THREAD:
+                    return launch(n, *args, **options)
+                limit = INTP_MAX
+            else:
+                limit = self._limit
+                if limit is None:
+                    limit = settings.serial_threshold
+            try:
+                code = entry(n, *args, limit)
+            except (argmod.NeedsConversion, TypeError):  # raised while typing or unboxing, before anything ran
+                return launch(n, *args, **options)
+            except IndexError as exc:
+                raise self._bounds_error(exc) from None
+            if code:
+                self._targets["cpu"].after(code, (n,), args, limit)
+            counters["calls"] += 1
+            return None
+
+        return fast
 
     def launch(self, dims: Any, *args: Any, target: str | None = None, threads: int | None = None,
                threads_per_block: int | None = None) -> None:
