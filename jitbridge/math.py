@@ -55,6 +55,10 @@ class _Format:
     erf_top: float  # erf rounds to 1 beyond it
     # (lower, P, Q): from lower up, h(x) = P(x) / Q(x) replaces the remaining segments
     erf_tail: tuple[float, tuple[float, ...], tuple[float, ...]] | None = None
+    # (e^r - 1 - r - r^2/2) / r^3 on |r| <= ln2/2, from a fit of (e^r - 1 - r) / r^2 whose
+    # constant came out 1/2: expm1 needs more than exp_poly's 2 ulp there, which it would pass
+    # on scaled by up to 2**n r^2 / expm1(x) ~ 0.5
+    expm1_poly: tuple[float, ...] = ()
 
 
 _F64 = _Format(
@@ -89,6 +93,11 @@ _F64 = _Format(
         )),
     ),
     erf_top=6.0,
+    expm1_poly=(
+        2.0914686968086876e-09, 2.5105217004720745e-08, 2.75572736431103e-07, 2.7557255400206422e-06,
+        2.4801587325547743e-05, 0.00019841269874820627, 0.0013888888888883748, 0.008333333333326136,
+        0.04166666666666667, 0.1666666666666667,
+    ),
     # erfc(x) e**(x**2) on [1.56, 6], 6/7 rational (fit error 0.1 ulp; tools/fit_erf_tail.py).
     # Its evaluation error (~6 ulp of h) is scaled by erfc <= 0.027 here: <= 0.2 ulp of erf.
     erf_tail=(1.56, (
@@ -175,6 +184,14 @@ def _select(typingctx, cond, a, b):
     return a(cond, a, b), codegen
 
 
+@njit(inline="always")
+def _two_sum(a, b):
+    """(a + b rounded, its exact rounding error), for any magnitudes (Knuth's TwoSum)."""
+    s = a + b
+    v = s - a
+    return s, (a - (s - v)) + (b - v)
+
+
 def _consts(fmt: _Format, values: tuple[float, ...]) -> tuple:
     """Constants typed as ``fmt.float`` so arithmetic with them never promotes float32."""
     return tuple(fmt.float(v) for v in values)
@@ -220,6 +237,52 @@ def _make_exp(fmt: _Format) -> Callable:
         return p * s1 * s2, p_lo * s1 * s2
 
     return exp_parts
+
+
+def _make_expm1(fmt: _Format) -> Callable:
+    """e**x - 1 without the cancellation of ``exp(x) - 1``: the reduced argument is kept as
+    ``r + r_lo``, and the result is summed from exact parts, largest last:
+    (2**n - 1) + 2**n r + 2**n r**2/2 + 2**n (the rest)."""
+    f, i = fmt.float, fmt.int
+    ln2_hi, ln2_lo, log2e = _consts(fmt, (-fmt.ln2_hi, -fmt.ln2_lo, 1.4426950408889634))
+    # below lo_x e**x is under half an ulp of 1, so the result rounds to -1; above hi_x inf
+    lo_x, hi_x = _consts(fmt, (-(fmt.mantissa_bits + 10) * 0.6931471805599453, fmt.exp_range[1]))
+    one, half, tiny = _consts(fmt, (1.0, 0.5, 2.0 ** -(fmt.mantissa_bits + 2)))  # expm1(x) rounds to x below tiny
+    shifter = f(1.5 * 2.0 ** fmt.mantissa_bits)
+    shifter_bits = i(np.array(shifter).view(i))
+    poly = _consts(fmt, fmt.expm1_poly)
+    mbits, bias, ione, exact_n = i(fmt.mantissa_bits), i(fmt.bias), i(1), i(fmt.mantissa_bits + 1)
+
+    @njit(inline="always")
+    def expm1_(x):
+        xc = _select(x > hi_x, hi_x, x)  # NaN passes both clamps unchanged
+        xc = _select(xc < lo_x, lo_x, xc)
+        t = _fma(xc, log2e, shifter)
+        n = f(t).view(i) - shifter_bits
+        nf = t - shifter
+        a = _fma(nf, ln2_hi, xc)  # exact
+        r = _fma(nf, ln2_lo, a)
+        r_lo = _fma(nf, ln2_lo, a - r)  # what rounding r lost
+        rr = r * r
+        square = half * rr  # e**(r + r_lo) - 1 - r = square + rest
+        rest = _fma(rr * r, _horner(r, poly), _fma(half, _fma(r, r, -rr), _fma(r, r_lo, r_lo)))
+        # |n| <= mantissa bits + 1: 2**n - 1 is exact
+        p = i((n + bias) << mbits).view(f)
+        a_hi, a_lo = _two_sum(p, -one)
+        h, e = _two_sum(a_hi, p * r)
+        h, e2 = _two_sum(h, p * square)
+        near = h + ((e + e2) + _fma(p, rest, a_lo))
+        # larger n: the -1 is below the last bit but one; 2**n (1 + r + q - 2**-n), scaled in
+        # two steps like exp so that it overflows only where e**x does
+        u = one + r
+        inv = i((bias - _select(n > bias - ione, bias - ione, n)) << mbits).view(f)  # 2**-n
+        w = u + (((one - u) + r) + (square + (rest - inv)))
+        n1 = n >> ione
+        far = w * i((n1 + bias) << mbits).view(f) * i((n - n1 + bias) << mbits).view(f)
+        res = _select(n > exact_n, far, near)
+        return _select(abs(x) < tiny, x, res)  # keeps -0
+
+    return expm1_
 
 
 def _make_log(fmt: _Format) -> Callable:
@@ -348,13 +411,16 @@ def _variants(fmt: _Format) -> dict[str, Callable]:
     def exp_(x):
         return exp_parts(x)[0]
 
-    return {
+    out = {
         "exp": exp_,
         "log": _make_log(fmt),
         "tanh": _make_tanh(fmt, exp_parts),
         "erf": _make_erf(fmt, exp_parts),
         "sigmoid": _make_sigmoid(fmt, exp_parts),
     }
+    if fmt is _F64:  # libmvec's float32 expm1 is within 2 ulp; its float64 one is not
+        out["expm1"] = _make_expm1(fmt)
+    return out
 
 
 _IMPLS: dict[str, dict[int, Callable]] = {}
@@ -363,10 +429,16 @@ for _bits, _fmt in ((64, _F64), (32, _F32)):
         _IMPLS.setdefault(_name, {})[_bits] = _fn
 
 
-def implementation(name: str, bits: int) -> Callable:
-    """The jitted scalar implementation of ``name`` for float``bits``; the automatic vector
-    math (``jitbridge.targets.vector_variants``) builds its SIMD versions from the same one."""
-    return _IMPLS[name][bits]
+def implementation(name: str, bits: int) -> tuple[Callable, float]:
+    """(the jitted scalar implementation of ``name`` for float``bits``, the bound on |x| up to
+    which it is valid): the automatic vector math (``jitbridge.targets.vector_variants``) builds
+    its SIMD versions from the same implementation, and gives lanes beyond the bound (and
+    non-finite ones) to libm. The bound is inf but for sin, cos and tan (``math_trig``)."""
+    from . import math_trig  # built on this module's primitives, so imported after it
+
+    if name in _IMPLS:
+        return _IMPLS[name][bits], np.inf
+    return math_trig.IMPLS[name][bits], math_trig.VALID_BELOW.get(name, np.inf)
 
 
 def _make_map(fn: Callable) -> Callable:

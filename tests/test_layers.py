@@ -5,7 +5,7 @@ From the bottom up (a module may import its own layer and the layers below):
 0. ``_version``, ``errors``: nothing of ours.
 1. ``config``: every setting; raises ``errors``.
 2. ``telemetry``, ``profiling``: counters, hooks and the profile report built on them;
-   ``hugepages``: the allocator setting; ``atomic``, ``math``: code that runs inside kernels,
+   ``hugepages``: the allocator setting; ``atomic``, ``math``, ``math_trig``: code that runs inside kernels,
    written on numba alone; ``tensor``: shared memory. None of these knows a kernel exists.
 3. ``cache`` and ``targets``, side by side: neither imports the other. The cache stores
    compiled code by content (its key spelling and the fingerprint type included); a target
@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("jitbridge._version", "jitbridge.errors"),
     ("jitbridge.config",),
     ("jitbridge.telemetry", "jitbridge.profiling", "jitbridge.hugepages", "jitbridge.atomic", "jitbridge.math",
-     "jitbridge.tensor"),
+     "jitbridge.math_trig", "jitbridge.tensor"),
     ("jitbridge.cache", "jitbridge.targets"),
     ("jitbridge.frontend",),
     ("jitbridge.inspection", "jitbridge.simd_report", "jitbridge.lock", "jitbridge.hardware",

@@ -21,6 +21,7 @@ import pytest
 import jitbridge as jb
 from jitbridge import config
 from jitbridge.inspection import CodeReport
+from jitbridge import math_trig
 from jitbridge.targets import vector_math
 
 LD = np.longdouble
@@ -33,6 +34,7 @@ SOURCE = {"exp": "math.exp(a)", "exp2": "np.exp2(a)", "expm1": "math.expm1(a)", 
           "atan2": "math.atan2(a, b)", "pow": "a ** b"}
 DTYPES = (np.float64, np.float32)
 BITS = {np.float64: 64, np.float32: 32}
+UINT = {np.float64: np.uint64, np.float32: np.uint32}
 SERVED = [(name, dtype) for name in SOURCE for dtype in DTYPES if vector_math.provider(name, BITS[dtype])]
 KEPT = [(name, dtype) for name in SOURCE for dtype in DTYPES if not vector_math.provider(name, BITS[dtype])]
 ID = lambda p: p.__name__ if isinstance(p, type) else str(p)  # noqa: E731
@@ -128,8 +130,12 @@ def inputs(name: str, dtype: type) -> tuple[np.ndarray, np.ndarray]:
         y = rng.permutation(x)
     else:
         y = x
-    pad = -x.size % 64
-    return np.concatenate([x, x[:pad]]), np.concatenate([y, y[:pad]])
+    return whole_vectors(x), whole_vectors(y)
+
+
+def whole_vectors(x: np.ndarray) -> np.ndarray:
+    """``x`` padded with its own first elements to whole vectors, so every value runs in SIMD lanes."""
+    return np.concatenate([x, x[:(-x.size) % 64]])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=ID)
@@ -191,6 +197,88 @@ def test_the_long_double_reference_is_correctly_rounded_to_float64(name: str) ->
         exact = mp_reference(name, float(a), float(b))
         # correctly rounded, up to the double rounding of long double -> double (2**-11 ulp)
         assert abs(mpmath.mpf(float(r)) - exact) <= 0.501 * np.spacing(abs(r)), (name, a, b)
+
+
+REDUCED = [(name, dtype) for name in math_trig.VALID_BELOW for dtype in DTYPES
+           if BITS[dtype] in math_trig.IMPLS[name] and vector_math.provider(name, BITS[dtype])]
+
+
+def near_multiples_of_half_pi(dtype: type, below: float) -> np.ndarray:
+    """Per binade from pi/4 up to ``below``, the numbers of ``dtype`` closest to a multiple of
+    pi/2 (where reducing by pi/2 cancels the most), and their neighbours: x = m 2**(e - p) with
+    m/k a convergent of pi/2 2**(p - e), scaled by the smallest factor that puts m in the binade."""
+    mpmath.mp.prec = 300
+    p = np.finfo(dtype).nmant
+    found = []
+    for e in range(int(math.log2(below))):
+        alpha = mpmath.pi / 2 * mpmath.mpf(2) ** (p - e)
+        candidates = []
+        for m, k in _convergents(alpha, 1 << (p + 1)):
+            c = -(-(1 << p) // m)  # the smallest multiple of m in [2**p, 2**(p+1))
+            if c * m < 1 << (p + 1):
+                candidates.append((abs(c * m - c * k * alpha), c * m))
+        for _, m in sorted(candidates)[:3]:
+            found.append(float(mpmath.ldexp(m, e - p)))
+    x = np.array(found, dtype=dtype)
+    return np.concatenate([x, np.nextafter(x, 0), np.nextafter(x, np.inf)])
+
+
+def _convergents(alpha: mpmath.mpf, limit: int):
+    """(p, q) of the continued fraction of alpha, while p < limit."""
+    p0, q0, p1, q1 = 1, 0, int(mpmath.floor(alpha)), 1
+    frac = alpha - p1
+    while p1 < limit:
+        if p1:
+            yield p1, q1
+        if frac == 0:
+            return
+        a = int(mpmath.floor(1 / frac))
+        frac = 1 / frac - a
+        p0, q0, p1, q1 = p1, q1, a * p1 + p0, a * q1 + q0
+
+
+def mp_ulp_error(name: str, x: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """|got - f(x)| in ulp of f(x) rounded to got's type, f(x) from mpmath at 300 bits."""
+    mpmath.mp.prec = 300
+    out = []
+    for a, g in zip(x, got):
+        exact = mp_reference(name, float(a), 0.0)
+        rounded = got.dtype.type(float(exact))
+        out.append(float(abs(mpmath.mpf(float(g)) - exact) / mpmath.mpf(float(np.spacing(abs(rounded))))))
+    return np.array(out)
+
+
+@pytest.mark.parametrize(("name", "dtype"), REDUCED, ids=ID)
+def test_arguments_closest_to_multiples_of_half_pi_stay_within_two_ulp(name: str, dtype: type) -> None:
+    """Where x - n pi/2 cancels the most, for every binade the fast reduction serves."""
+    x = near_multiples_of_half_pi(dtype, math_trig.REDUCTION_BOUND)
+    x = whole_vectors(np.concatenate([x, -x]))
+    got = run(loop(name), x, x)
+    err = mp_ulp_error(name, x, got)
+    worst = int(np.argmax(err))
+    assert err[worst] <= ULP_LIMIT, f"{name}({x[worst]!r}) = {got[worst]!r}: {err[worst]:.2f} ulp"
+
+
+@pytest.mark.parametrize(("name", "dtype"), REDUCED, ids=ID)
+def test_lanes_beyond_the_reduction_bound_get_libms_bits(name: str, dtype: type) -> None:
+    """|x| > REDUCTION_BOUND, inf and NaN lanes are libm's to the bit, alone in a vector or next to
+    in-range lanes (which stay within 2 ulp): the SIMD version patches them after the fact."""
+    bound = dtype(math_trig.REDUCTION_BOUND)
+    info = np.finfo(dtype)
+    beyond = np.array([np.nextafter(bound, np.inf), bound * 1.5, 1e9, 1e15, 3e37, info.max, np.inf, np.nan,
+                       float(2 ** 60) * np.pi], dtype=dtype)
+    if dtype == np.float64:
+        beyond = np.concatenate([beyond, [1e22, 1e300, 2.0 ** 1023 * 1.5]])
+    beyond = np.concatenate([beyond, -beyond])
+    inside = np.array([bound, np.nextafter(bound, 0), 0.5, 1e5, -3.0, 7.0], dtype=dtype)
+    rng = np.random.default_rng(4)
+    lanes = np.concatenate([beyond, rng.choice(beyond, 64), rng.choice(inside, 64)])
+    x = whole_vectors(np.concatenate([lanes, rng.permutation(lanes), np.repeat(beyond, 8)]))
+    got, libm = run(loop(name), x, x), run(loop(name, vector_math=False), x, x)
+    out = ~(np.abs(x) <= bound)
+    np.testing.assert_array_equal(got[out].view(UINT[dtype]), libm[out].view(UINT[dtype]))
+    err = mp_ulp_error(name, x[~out], got[~out])
+    assert err.max() <= ULP_LIMIT
 
 
 def _all_functions(x, y, out):
@@ -273,7 +361,7 @@ def test_cache_entries_with_and_without_vector_math_never_mix(cache_dir) -> None
 def test_explain_says_what_vector_math_served_and_what_still_calls_libm() -> None:
     def mixed(x, out):
         for i in range(x.size):
-            out[i] = math.exp(x[i]) + math.tan(x[i])
+            out[i] = math.exp(x[i]) + math.asin(x[i])
 
     def divides(x, y, out):
         for i in range(x.size):
@@ -286,6 +374,6 @@ def test_explain_says_what_vector_math_served_and_what_still_calls_libm() -> Non
     off(x, np.empty_like(x))
     text = jb.explain(fn)
     assert "vector math: exp() by jitbridge.math" in text
-    assert "calls libm tan() per element: no SIMD version within 2 ulp yet" in text
+    assert "calls libm asin() per element: no SIMD version within 2 ulp yet" in text
     assert "did not vectorize" in jb.explain(slow)
     assert "vector math: off" in jb.explain(off)

@@ -35,15 +35,16 @@ JITBRIDGE = "jitbridge"
 # accuracy (tests/test_vector_math.py, <= 2 ulp of the correctly rounded result over every
 # binade) and speed (benchmarks/bench_vector_math.py). libmvec was measured above 2 ulp for
 # exp (2.8 ulp f64, 2.2 f32), expm1 f64 (2.8), log f32 (3.4), erf (2.0 f64, 2.7 f32 at 512
-# bits), sin/cos f64 (2.9/3.3), tan (3.0) and atan2 f32 (2.5): those use jitbridge.math where
-# it has the function and keep libm otherwise.
+# bits), sin/cos f64 (2.9/3.3), tan (3.0) and atan2 f32 (2.5): those use jitbridge.math
+# (jitbridge/math.py, jitbridge/math_trig.py).
 PROVIDERS: dict[tuple[str, int], str] = {
     **{(name, bits): LIBMVEC for bits in (64, 32)
        for name in ("exp2", "log2", "log10", "log1p", "tanh", "sinh", "cosh", "erfc", "atan", "pow")},
     ("log", 64): LIBMVEC, ("atan2", 64): LIBMVEC,
     ("expm1", 32): LIBMVEC, ("sin", 32): LIBMVEC, ("cos", 32): LIBMVEC,
-    ("exp", 64): JITBRIDGE, ("exp", 32): JITBRIDGE, ("log", 32): JITBRIDGE,
-    ("erf", 64): JITBRIDGE, ("erf", 32): JITBRIDGE,
+    **{(name, bits): JITBRIDGE for bits in (64, 32) for name in ("exp", "erf", "tan")},
+    ("log", 32): JITBRIDGE, ("expm1", 64): JITBRIDGE, ("sin", 64): JITBRIDGE, ("cos", 64): JITBRIDGE,
+    ("atan2", 32): JITBRIDGE,
 }
 FUNCTIONS = ("exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "tanh", "sinh",
              "cosh", "erf", "erfc", "atan", "atan2", "pow")
@@ -124,7 +125,8 @@ def _variants(context: Any, name: str, bits: int) -> list[tuple[int, str, Any]]:
         if who == LIBMVEC:
             out.append((lanes, f"_ZGV{letter}N{lanes}{arity}_{libm_name}", None))
         elif who == JITBRIDGE and letter == "d":  # the width LLVM prefers for AVX2 and AVX-512 hosts
-            lib = vector_variants.library(context.codegen(), name, bits, lanes)
+            lib = vector_variants.library(context.codegen(), name, bits, lanes, len(arity),
+                                          scalar_symbol(name, bits))
             if lib is not None:
                 out.append((lanes, vector_variants.symbol(name, bits, lanes), lib))
     return out
