@@ -27,22 +27,30 @@ from ._dispatch import KERNEL, REDUCE, SERIAL
 CHUNK = 512  # elements re-read from L1 by two-pass chunk statistics
 
 
-@intrinsic
-def vmax(typingctx, a, b):
-    """max(a, b) that LLVM vectorizes as a reduction: ``llvm.maxnum`` for floats (NaN is
-    ignored; callers track NaN separately), a compare-select for integers."""
-    if a != b or not isinstance(a, (types.Float, types.Integer)):
-        return None
+def _extremum(name: str, llvm_name: str, predicate: str) -> Any:
+    """max or min of (a, b) that LLVM vectorizes as a reduction: ``llvm.maxnum``/``minnum``
+    for floats (NaN is ignored; callers track NaN separately), a compare-select for integers."""
 
-    def codegen(context, builder, signature, args):
-        ty = context.get_value_type(a)
-        if isinstance(a, types.Float):
-            fnty = llvm_ir.FunctionType(ty, [ty, ty])
-            return builder.call(builder.module.declare_intrinsic("llvm.maxnum", [ty], fnty), args)
-        greater = builder.icmp_signed(">", *args) if a.signed else builder.icmp_unsigned(">", *args)
-        return builder.select(greater, *args)
+    def typer(typingctx, a, b):
+        if a != b or not isinstance(a, (types.Float, types.Integer)):
+            return None
 
-    return a(a, b), codegen
+        def codegen(context, builder, signature, args):
+            ty = context.get_value_type(a)
+            if isinstance(a, types.Float):
+                fnty = llvm_ir.FunctionType(ty, [ty, ty])
+                return builder.call(builder.module.declare_intrinsic(llvm_name, [ty], fnty), args)
+            pick = builder.icmp_signed(predicate, *args) if a.signed else builder.icmp_unsigned(predicate, *args)
+            return builder.select(pick, *args)
+
+        return a(a, b), codegen
+
+    typer.__name__ = typer.__qualname__ = name
+    return intrinsic(typer)
+
+
+vmax = _extremum("vmax", "llvm.maxnum", ">")
+vmin = _extremum("vmin", "llvm.minnum", "<")
 
 
 @intrinsic

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from jitbridge import atomic, errors, kernel
+from jitbridge import atomic, errors, jit, kernel
 
 from . import _dispatch as d
-from ._loops import cast_like
+from ._loops import cast_like, chunk_sum, stat_drivers, vmax, vmin
 
 
 @kernel
@@ -38,7 +38,39 @@ def _count(i, x, edges, first, scale, counts):
         atomic.add(counts, k, 1)
 
 
-def _outer_edges(arr: np.ndarray, range: Any) -> tuple[Any, Any]:
+@jit(**d.SERIAL)
+def _range_stat(x, y, zero):
+    """(min, max) of a block in one vectorized pass; (NaN, NaN) when it holds a NaN (or both
+    infinities, whose range is not finite either)."""
+    lo = x[0]
+    hi = x[0]
+    for i in range(x.size):
+        lo = vmin(lo, x[i])
+        hi = vmax(hi, x[i])
+    total = chunk_sum(x, x[0] - x[0])
+    if total != total:
+        return (total, total)
+    return (lo, hi)
+
+
+_RANGE_BLOCKS = stat_drivers(_range_stat, 2)[1]
+
+
+def _data_range(arr: np.ndarray, threads: int | None) -> tuple[Any, Any]:
+    """``(arr.min(), arr.max())`` of a non-empty array; floats in one pass, on the threads a
+    call of this size gets (NumPy takes two single-threaded passes)."""
+    if arr.dtype.kind != "f":
+        return arr.min(), arr.max()
+    plan = d.plan("histogram", arr.size, threads, False)
+    block = plan.block(arr.size)
+    partials = np.empty((d.nblocks(arr.size, block), 2))
+    _RANGE_BLOCKS.launch(partials.shape[0], arr, arr, 0.0, block, partials, threads=plan.launch_threads)
+    if np.isnan(partials).any():
+        return arr.dtype.type(np.nan), arr.dtype.type(np.nan)
+    return arr.dtype.type(partials[:, 0].min()), arr.dtype.type(partials[:, 1].max())
+
+
+def _outer_edges(arr: np.ndarray, range: Any, threads: int | None) -> tuple[Any, Any]:
     """np.histogram's range rules: given (checked), or the data's min/max, widened by 0.5
     each way when they coincide; an empty array gets (0, 1)."""
     if range is not None:
@@ -52,7 +84,7 @@ def _outer_edges(arr: np.ndarray, range: Any) -> tuple[Any, Any]:
     elif arr.size == 0:
         first, last = 0, 1
     else:
-        first, last = arr.min(), arr.max()
+        first, last = _data_range(arr, threads)
         if not (np.isfinite(first) and np.isfinite(last)):
             raise errors.ArgumentError(
                 "autodetected range is not finite (x holds NaN or inf)",
@@ -88,7 +120,8 @@ def histogram(x: Any, bins: int = 10, range: tuple[float, float] | None = None,
             values={"bins": repr(bins)},
             fix="pass bins=N; for explicit edges use np.histogram",
         )
-    first, last = _outer_edges(arr, range)
+    arr = np.ascontiguousarray(arr)
+    first, last = _outer_edges(arr, range, threads)
     bin_type = np.result_type(first, last, arr)
     if bin_type.kind in "iub":
         bin_type = np.result_type(bin_type, float)
@@ -100,6 +133,6 @@ def histogram(x: Any, bins: int = 10, range: tuple[float, float] | None = None,
     counts = np.zeros(nbins, np.intp)
     if arr.size:
         plan = d.plan("histogram", arr.size, threads, False)
-        _count.launch(arr.size, np.ascontiguousarray(arr), edges, first_s, scale, counts,
+        _count.launch(arr.size, arr, edges, first_s, scale, counts,
                       threads=plan.launch_threads)
     return counts, edges

@@ -80,6 +80,21 @@ def test_histogram_edges_nan_and_outside_values(dtype) -> None:
         K.histogram(x, 10)
 
 
+@pytest.mark.parametrize("special", [np.nan, np.inf, -np.inf])
+def test_histogram_range_of_a_long_input_is_numpys(special) -> None:
+    """The autodetected range of a long float input comes from one threaded pass over blocks:
+    the same min and max as NumPy's, and a non-finite value in any block is refused."""
+    x = np.random.default_rng(6).standard_normal(300_000).astype(np.float32)
+    for t in (1, 2):
+        counts, edges = K.histogram(x, 50, threads=t)
+        expected = np.histogram(x, 50)
+        np.testing.assert_array_equal(counts, expected[0])
+        np.testing.assert_array_equal(edges, expected[1])
+    x[250_000] = special
+    with pytest.raises(errors.ArgumentError, match="not finite"):
+        K.histogram(x, 50, threads=2)
+
+
 def test_scan_arguments() -> None:
     with pytest.raises(errors.ArgumentError, match="window"):
         K.rolling_sum(np.ones(5), 6)
