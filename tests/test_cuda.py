@@ -204,7 +204,7 @@ def test_ptx_is_kept_in_the_cache_per_compute_capability_and_toolkit(cache_dir, 
 def test_a_cuda_entry_is_checked_against_its_key_before_use(cache_dir):
     from jitbridge.cache.store import current_store, pack
 
-    sm90 = saxpy.compile_ptx(SIG, cc=(9, 0))
+    saxpy.compile_ptx(SIG, cc=(9, 0))
     saxpy.compile_ptx(SIG, cc=(8, 0))
     store = current_store()
     entries = {tuple(v.meta["cc"]): v for v in _cuda_verdicts()}
