@@ -28,7 +28,8 @@ def user_location(skip_internal: bool = True) -> tuple[str, int] | None:
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        internal = filename.startswith(_PACKAGE_DIR) or f"{os.sep}numba{os.sep}" in filename or _in_stdlib(filename)
+        internal = (filename.startswith((_PACKAGE_DIR, "<jitbridge")) or f"{os.sep}numba{os.sep}" in filename
+                    or _in_stdlib(filename))  # "<jitbridge ...>": code jitbridge generates
         if not (skip_internal and internal) and not filename.startswith("<frozen"):
             return filename, frame.f_lineno
         frame = frame.f_back

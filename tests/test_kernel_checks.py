@@ -239,3 +239,22 @@ def test_a_body_that_can_raise_runs_serially_so_the_error_arrives(kind):
     x[150_000] = 0.0
     with pytest.raises((ZeroDivisionError, ValueError)):
         check[x.size](x, np.empty_like(x))
+
+
+def test_a_bound_launch_checks_what_launch_checks():
+    """``k[n]`` calls the compiled launcher straight away, but a wrong argument count, an
+    argument needing conversion, options and a short array behave as ``k.launch`` does."""
+    x, out = np.arange(6.0), np.zeros(6)
+    bound = saxpy[6]
+    assert saxpy[6] is bound, "bound once per domain"
+    calls = jb.stats().get(saxpy.jb_name, {}).get("calls", 0)
+    bound(2.0, x, x, out)
+    bound(1.0, memoryview(x), x, out, threads=1)  # converted, then launched serially
+    np.testing.assert_array_equal(out, 2.0 * x)
+    assert jb.stats()[saxpy.jb_name]["calls"] == calls + 2
+    for args in [(2.0, x, x), (2.0, x, x, out, out)]:
+        with pytest.raises(errors.LaunchError, match="takes 4 argument") as info:
+            bound(*args)
+        assert f"{__file__}:" in str(info.value), "the user's line, not generated code's"
+    with pytest.raises(errors.LaunchError, match="'x'"):
+        saxpy[7](2.0, x, x, np.zeros(7))
