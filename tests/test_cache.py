@@ -223,3 +223,24 @@ print(json.dumps({"k": entry_key("fp", "sig", "cpu", {"fastmath": {"nnan", "ninf
 """
     keys = {run_json(code, env={"PYTHONHASHSEED": str(seed)})["k"] for seed in (1, 2, 3)}
     assert len(keys) == 1
+
+
+def test_code_hashing_strings_loads_in_a_fresh_process(cache_dir, tmp_path):
+    """Hashing a str (and so any dict with str keys) reads numba's copy of the hash secret
+    through a symbol numba registers only when its hashing module is imported: a warm start
+    must register it before it runs such code, or the call reads address 0 and crashes."""
+    from _subprocess import run_json
+
+    (tmp_path / "hashed.py").write_text(
+        "import jitbridge as jb\n\n"
+        "@jb.jit(cache=True)\ndef keyed():\n    return {'a': 1, 'b': 2}['b'] + hash('abcd') * 0\n\n"
+        "@jb.jit(cache=True)\ndef hashed():\n    return hash('abcd')\n")
+    code = """
+    import json, jitbridge as jb, hashed
+    print(json.dumps({"keyed": hashed.keyed(), "hashed": hashed.hashed() == hash("abcd"),
+                      "hits": sum(s["cache_hits"] for s in jb.stats().values())}))
+    """
+    cold = run_json(code, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    warm = run_json(code, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert cold["keyed"] == warm["keyed"] == 2 and cold["hashed"] and warm["hashed"]
+    assert cold["hits"] == 0 and warm["hits"] == 2, "the second process loads both from the cache"

@@ -9,6 +9,7 @@ joins them, and says what happened (``telemetry``).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import time
 import warnings
@@ -111,6 +112,7 @@ class ContentCache:
         if found is not None and found[0].get("versions") != dict(keys.versions()):
             store.discard(store.path(key), "a cache entry built by other versions")
         elif found is not None:
+            _register_symbols(found[1])
             cres = self._rebuild(store, key, found[1], target_context)
         args = keys.signature_args(sig)
         if cres is None:
@@ -168,6 +170,19 @@ class ContentCache:
 
     def flush(self) -> None:
         """Numba calls this on ``recompile()``; entries are content-addressed, so nothing is stale."""
+
+
+# Symbols numba registers with LLVM only when a module of its own is imported (numba's full
+# ``refresh()`` imports them all, ~0.2 s; a warm start here imports only what an entry needs):
+# machine code loaded without them reads address 0 and crashes. Name in the object code ->
+# module that registers it.
+_SYMBOL_MODULES = {b"_numba_hashsecret_": "numba.cpython.hashing"}  # str/dict hashing: the hash secret
+
+
+def _register_symbols(payload: bytes) -> None:
+    for symbol, module in _SYMBOL_MODULES.items():
+        if symbol in payload:
+            importlib.import_module(module)
 
 
 class NullCache:
