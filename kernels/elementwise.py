@@ -100,11 +100,11 @@ def _elementwise(name: str, arr: np.ndarray, other: np.ndarray, out: np.ndarray 
     if (threads is None and arr.ndim == 1 and n <= d.CROSSOVER[name] and d.writable_as_is(out, arr, n)
             and (other is arr or d.writable_as_is(out, other, n))):
         buf = np.empty_like(arr) if out is None else out
-        launch = element[n]
+        args = (arr, other, buf, *params) if reads_y else (arr, buf, *params)
         if n < config.settings.serial_threshold:  # serial anyway: no options to pass
-            launch(arr, other, buf, *params) if reads_y else launch(arr, buf, *params)
+            element[n](*args)
         else:
-            launch(arr, other, buf, *params, threads=1) if reads_y else launch(arr, buf, *params, threads=1)
+            element[n](*args, threads=1)
         return buf
     buf, user_out = d.prepare_out(out, arr.shape, arr.dtype, inputs=(arr, other), same_index_ok=True)
     x = d.flat(arr)
