@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import sys
+import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .._version import __version__
 
@@ -151,3 +152,39 @@ def key_problem(meta: Mapping[str, Any], key: str) -> str | None:
         if digest(parts) != key:
             return "its recorded key parts do not hash to its key (edited metadata)"
     return None
+
+
+class CodeKeys:
+    """The entry keys of one function's (or kernel variant's) code as it is now, and the
+    metadata its entries record; the fingerprint is computed on first use and then kept.
+    The CPU cache adapter and the CUDA PTX entries both build on it."""
+
+    def __init__(self, name: str, variant: str | None, fingerprint: Callable[[], Fingerprint], target: str,
+                 options: Mapping[str, Any]) -> None:
+        self.name = name
+        self.variant = variant
+        self._fingerprint_fn = fingerprint
+        self._fingerprint: Fingerprint | None = None
+        self.target = target
+        self.options = dict(options)
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        if self._fingerprint is None:
+            self._fingerprint = self._fingerprint_fn()
+        return self._fingerprint
+
+    def key_of(self, signature: str, machine: tuple[Any, ...]) -> str:
+        """The entry key of the code as it is now for a signature as name records spell it."""
+        return digest(self.parts(signature, machine))
+
+    def parts(self, signature: str, machine: tuple[Any, ...]) -> dict[str, str]:
+        return key_parts(self.fingerprint.digest, signature, self.target, self.options, machine)
+
+    def meta(self, signature: str, arguments: str, machine: tuple[Any, ...]) -> dict[str, Any]:
+        """What an entry built now for ``signature`` on ``machine`` records about itself."""
+        fp = self.fingerprint
+        return {"name": self.name, "variant": self.variant, "signature": signature, "arguments": arguments,
+                "target": self.target, "versions": dict(versions()), "machine": list(machine),
+                "created": time.time(), "code": fp.code, "deps": fp.deps,
+                "key_parts": self.parts(signature, machine)}

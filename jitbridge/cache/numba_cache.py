@@ -44,7 +44,7 @@ def warn_uncachable(cres: Any, reason: str) -> None:
                            NumbaWarning, filename, lineno)
 
 
-class ContentCache:
+class ContentCache(keys.CodeKeys):
     """One per disk-cached dispatcher. ``fingerprint`` is computed on first use and then kept.
 
     ``shown`` picks the arguments a user sees out of the compiled signature (a kernel
@@ -54,21 +54,11 @@ class ContentCache:
 
     def __init__(self, name: str, fingerprint: Callable[[], keys.Fingerprint], target: str, options: dict[str, Any],
                  variant: str | None = None, globals_: dict[str, Any] | None = None, shown: slice = slice(None)):
-        self.name = name
-        self.variant = variant
+        # options: keys.code_options(...), all of them, by design
+        super().__init__(name, variant, fingerprint, target, options)
         self._globals = globals_ if globals_ is not None else {}
-        self._fingerprint_fn = fingerprint
-        self._fingerprint: keys.Fingerprint | None = None
-        self.target = target
-        self.options = dict(options)  # keys.code_options(...): all of them, by design
         self.shown = shown
         self.records = Records(name, variant, lambda: self.fingerprint, self.key_of, self._globals)
-
-    @property
-    def fingerprint(self) -> keys.Fingerprint:
-        if self._fingerprint is None:
-            self._fingerprint = self._fingerprint_fn()
-        return self._fingerprint
 
     @property
     def cache_path(self) -> str:
@@ -83,13 +73,6 @@ class ContentCache:
 
     def key(self, sig: Any, codegen: Any) -> str:
         return self.key_of(keys.signature_text(sig), codegen.magic_tuple())
-
-    def key_of(self, sig_text: str, machine: tuple[Any, ...]) -> str:
-        """The entry key of the code as it is now for a signature as name records spell it."""
-        return keys.digest(self._parts(sig_text, machine))
-
-    def _parts(self, sig_text: str, machine: tuple[Any, ...]) -> dict[str, str]:
-        return keys.key_parts(self.fingerprint.digest, sig_text, self.target, self.options, machine)
 
     def lock(self, sig: Any, codegen: Any) -> Any:
         """A held-while-compiling cross-process lock, or a no-op when the entry already
@@ -158,11 +141,7 @@ class ContentCache:
             return
         store = current_store()
         machine = cres.codegen.magic_tuple()
-        fp = self.fingerprint
-        meta = {"name": self.name, "variant": self.variant, "signature": sig_text,
-                "arguments": self.arguments(keys.signature_args(sig)), "target": self.target,
-                "versions": dict(keys.versions()), "machine": list(machine), "created": time.time(),
-                "code": fp.code, "deps": fp.deps, "key_parts": self._parts(sig_text, machine)}
+        meta = self.meta(sig_text, self.arguments(keys.signature_args(sig)), machine)
         if store.write(self.key_of(sig_text, machine), meta, payload) is None:
             return
         self.records.remember(sig_text, machine)

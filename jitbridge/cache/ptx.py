@@ -8,7 +8,6 @@ CPU's triple and features), so a new toolkit or another GPU generation is anothe
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Mapping
 
 from . import key as keys
@@ -47,28 +46,13 @@ def check(meta: Mapping[str, Any], payload: bytes) -> None:
         unpickle.check(payload)
 
 
-class PtxCache:
+class PtxCache(keys.CodeKeys):
     """The CUDA entries of one kernel. ``fingerprint`` is computed on first use."""
 
     def __init__(self, name: str, fingerprint: Callable[[], keys.Fingerprint], options: dict[str, Any],
                  globals_: dict[str, Any]) -> None:
-        self.name = name
-        self._fingerprint_fn = fingerprint
-        self._fingerprint: keys.Fingerprint | None = None
-        self.options = dict(options)
+        super().__init__(name, TARGET, fingerprint, TARGET, options)
         self.records = Records(name, TARGET, lambda: self.fingerprint, self.key_of, globals_)
-
-    @property
-    def fingerprint(self) -> keys.Fingerprint:
-        if self._fingerprint is None:
-            self._fingerprint = self._fingerprint_fn()
-        return self._fingerprint
-
-    def key_of(self, signature: str, built_for: tuple[Any, ...]) -> str:
-        return keys.digest(self._parts(signature, built_for))
-
-    def _parts(self, signature: str, built_for: tuple[Any, ...]) -> dict[str, str]:
-        return keys.key_parts(self.fingerprint.digest, signature, TARGET, self.options, built_for)
 
     def load(self, signature: str, cc: tuple[int, int], toolkit: str) -> str | None:
         """The stored PTX, or None (a miss, or an entry that failed its check: removed)."""
@@ -86,12 +70,7 @@ class PtxCache:
         return payload.decode("ascii")
 
     def save(self, signature: str, arguments: str, cc: tuple[int, int], toolkit: str, ptx: str) -> None:
-        store = current_store()
         built_for = machine(cc, toolkit)
-        fp = self.fingerprint
-        meta = {"name": self.name, "variant": TARGET, "signature": signature, "arguments": arguments,
-                "target": TARGET, "cc": list(cc), "toolkit": toolkit, "versions": dict(keys.versions()),
-                "machine": list(built_for), "created": time.time(), "code": fp.code, "deps": fp.deps,
-                "key_parts": self._parts(signature, built_for)}
-        if store.write(self.key_of(signature, built_for), meta, ptx.encode("ascii")) is not None:
+        meta = {**self.meta(signature, arguments, built_for), "cc": list(cc), "toolkit": toolkit}
+        if current_store().write(self.key_of(signature, built_for), meta, ptx.encode("ascii")) is not None:
             self.records.remember(signature, built_for)
