@@ -139,12 +139,14 @@ def small_1d(arr: np.ndarray, kernel: str, threads: int | None) -> bool:
 
 def writable_as_is(out: Any, arr: np.ndarray, n: int) -> bool:
     """For a short 1-D call: ``out`` is None (a fresh array will do) or :func:`separate_out`,
-    checked in the cheapest order (arrays that own their memory need no overlap test)."""
+    answered without it in the common case: an ``out`` of arr's size and dtype where both own
+    their memory (so they cannot partly overlap), which costs less than comparing shapes."""
     if out is None:
         return True
-    if type(out) is not np.ndarray or out.dtype is not arr.dtype or out.ndim != 1 or len(out) != n:
-        return separate_out(out, arr)
-    return out is arr or (out.base is None and arr.base is None) or not np.may_share_memory(out, arr)
+    if (type(out) is np.ndarray and out.dtype is arr.dtype and out.ndim == 1 and len(out) == n
+            and out.base is None and arr.base is None):
+        return True
+    return separate_out(out, arr)
 
 
 def separate_out(out: Any, arr: np.ndarray) -> bool:
