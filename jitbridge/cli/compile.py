@@ -59,7 +59,7 @@ def _variants(target: str, ccs: list[str]) -> tuple[str, ...]:
         for text in ccs:
             if not (text.isdigit() and 2 <= len(text) <= 3):
                 raise typer.BadParameter(f"--cc takes a compute capability as digits, e.g. 90 or 120, not {text!r}")
-            found += (prebuild.cuda_variant((int(text[:-1]), int(text[-1]))),)
+            found += (prebuild.cuda_variant(text),)
     return found
 
 

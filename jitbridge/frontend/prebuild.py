@@ -118,9 +118,14 @@ def _submodules(package: ModuleType, target: str) -> list[ModuleType]:
 CPU_VARIANTS = ("serial", "parallel")
 
 
-def cuda_variant(cc: tuple[int, int]) -> str:
-    """The item variant that builds a kernel's PTX for compute capability ``cc``."""
-    return f"cuda:{cc[0]}{cc[1]}"
+def cuda_variant(cc: str) -> str:
+    """The item variant that builds a kernel's PTX for compute capability ``cc`` ("90")."""
+    return f"cuda:{cc}"
+
+
+def compute_capability(text: str) -> tuple[int, int]:
+    """"90" -> (9, 0), "120" -> (12, 0): the spelling of --cc and of a cuda item variant."""
+    return int(text[:-1]), int(text[-1])
 
 
 def declared_items(modules: list[ModuleType], variants: tuple[str, ...] = CPU_VARIANTS) -> Iterator[Item]:
@@ -171,8 +176,8 @@ def compile_item(item: Item | Callable[[], Any]) -> str:
     module, qualname, variant, argtypes = item
     obj = _resolve(module, qualname)
     if isinstance(obj, Kernel) and variant and variant.startswith("cuda:"):
-        cc = variant.partition(":")[2]
-        obj.compile_ptx(argtypes[obj.ndim:obj.ndim + len(obj.arg_names)], (int(cc[:-1]), int(cc[-1])))
+        cc = compute_capability(variant.partition(":")[2])
+        obj.compile_ptx(argtypes[obj.ndim:obj.ndim + len(obj.arg_names)], cc)
     elif isinstance(obj, Kernel):
         obj.compile(argtypes[obj.ndim:obj.ndim + len(obj.arg_names)], variant=variant or "parallel")
     elif isinstance(obj, Dispatcher):
