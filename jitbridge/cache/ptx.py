@@ -69,8 +69,9 @@ class PtxCache(keys.CodeKeys):
             return None
         return payload.decode("ascii")
 
-    def save(self, signature: str, arguments: str, cc: tuple[int, int], toolkit: str, ptx: str) -> None:
+    def save(self, signature: str, cc: tuple[int, int], toolkit: str, ptx: str) -> None:
+        """Store ``ptx``; ``signature`` spells the kernel's own arguments, as a user sees them."""
         built_for = machine(cc, toolkit)
-        meta = {**self.meta(signature, arguments, built_for), "cc": list(cc), "toolkit": toolkit}
+        meta = {**self.meta(signature, signature, built_for), "cc": list(cc), "toolkit": toolkit}
         if current_store().write(self.key_of(signature, built_for), meta, ptx.encode("ascii")) is not None:
             self.records.remember(signature, built_for)

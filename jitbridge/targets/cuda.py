@@ -151,7 +151,7 @@ class CudaKernel:
             return found
         ptx, _ = self._cuda.compile_ptx(self.py_launch, sig, cc=cc, fastmath=bool(self.spec.option("fastmath")))
         if self._ptx:
-            self._ptx.save(signature, signature, cc, toolkit, ptx)
+            self._ptx.save(signature, cc, toolkit, ptx)
         return ptx
 
     def launch(self, dims: tuple[int, ...], args: tuple[Any, ...], threads_per_block: int | None) -> None:
