@@ -187,12 +187,9 @@ class Kernel:
                 or type(self).launch is not plain):
             bound: Any = functools.partial(launch, dims)
         else:
-            bound = self._fast_launch(dims, launch)
+            bound = _fast_factory(self._nargs)(self, dims, launch, self._counters)
         bound.launch_fn = launch
         return bound
-
-    def _fast_launch(self, n: int, launch: Callable[..., None]) -> Callable[..., None]:
-        return _fast_factory(self._nargs)(self, n, launch, self._counters)
 
     def launch(self, dims: Any, *args: Any, target: str | None = None, threads: int | None = None,
                threads_per_block: int | None = None) -> None:
